@@ -1,0 +1,1 @@
+"""Kernel Registry client library."""
