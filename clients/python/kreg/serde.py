@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import hashlib
 import json
 import types
 import typing
 from typing import Any, Mapping, TypeVar
 
 from kreg.keys import KernelKey
+from kreg.model import Artifact, ArtifactState
 
 T = TypeVar("T")
 
@@ -78,14 +80,10 @@ def loads(tp: type[T], raw: bytes) -> T:
     return typing.cast(T, from_jsonable(tp, json.loads(raw)))
 
 
-def artifact_content_id(artifact: Any) -> str:
+def artifact_content_id(artifact: Artifact) -> str:
     """sha256 of an artifact's content: everything but the fields the registry assigns
     (id, state, publish time) and the signature, which signs this content."""
-    import hashlib
-
-    content = to_jsonable(
-        dataclasses.replace(
-            artifact, artifact_id="", state=type(artifact.state)(1), retract_reason="", published_at=0.0, signature=None
-        )
+    content = dataclasses.replace(
+        artifact, artifact_id="", state=ArtifactState.ACTIVE, retract_reason="", published_at=0.0, signature=None
     )
-    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(dumps(content)).hexdigest()
