@@ -1,0 +1,124 @@
+"""`kreg`: the command line. argparse only; each verb is a thin handler in its own module.
+
+Exit codes: 0 ok, 1 other error, 2 bad usage or input, 3 not found, 4 registry unreachable
+or deadline exceeded, 5 data loss (digest mismatch), 6 permission denied / unauthenticated,
+7 a waited-for kernel ended as a reference directive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from kreg import errors
+
+DEFAULT_REGISTRY = "127.0.0.1:7600"
+
+EXIT_CODES: dict[type[errors.KregError], int] = {
+    errors.InvalidArgument: 2,
+    errors.NotFound: 3,
+    errors.Unavailable: 4,
+    errors.DeadlineExceeded: 4,
+    errors.DataLoss: 5,
+    errors.PermissionDenied: 6,
+    errors.Unauthenticated: 6,
+}
+EXIT_REFERENCE = 7
+
+
+def _handler(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """Import a verb's module only when it runs: `kreg get` must not pay for `serve`'s imports."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(f"kreg.cli.{module}"), name)(args))
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kreg", description="Kernel Registry: the best known kernel for every key.")
+    parser.add_argument(
+        "--registry",
+        default=os.environ.get("KREG_REGISTRY", DEFAULT_REGISTRY),
+        help="registry address HOST:PORT (env KREG_REGISTRY; default %(default)s)",
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="per-call deadline in seconds (default %(default)s)")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = sub.add_parser("serve", help="run the registry server")
+    p.add_argument("--data", required=True, help="data directory (LMDB store)")
+    p.add_argument("--listen", default=DEFAULT_REGISTRY, help="HOST:PORT to listen on (default %(default)s)")
+    p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds to drain calls on SIGTERM (default %(default)s)")
+    p.set_defaults(func=_handler("serve", "run"))
+
+    p = sub.add_parser("get", help="resolve one kernel key")
+    p.add_argument("key", help="platform/arch/model/operator@version{params}")
+    p.add_argument("--toolchain", help="caller's toolchain TRITON_VERSION/BACKEND (default: the installed triton)")
+    p.add_argument("--no-queue", action="store_true", help="do not queue a generation job on a miss")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait up to SECONDS for a kernel to be generated")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_handler("read", "get"))
+
+    p = sub.add_parser("manifest", help="resolve every kernel a model needs in one call")
+    p.add_argument("--platform", required=True)
+    p.add_argument("--arch", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("operators", nargs="+", help="operator@version{params} ...")
+    p.add_argument("--toolchain", help="caller's toolchain TRITON_VERSION/BACKEND (default: the installed triton)")
+    p.add_argument("--no-queue", action="store_true")
+    p.add_argument("--lock", metavar="FILE", help="pin the answer to FILE and fetch its blobs into --cache")
+    p.add_argument("--cache", metavar="DIR", default=os.path.expanduser("~/.cache/kreg"), help="node-local blob cache")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_handler("read", "manifest"))
+
+    p = sub.add_parser("ls", help="list published kernels")
+    p.add_argument("--platform", default="")
+    p.add_argument("--arch", default="")
+    p.add_argument("--model", default="")
+    p.add_argument("--op", default="", help="operator name")
+    p.add_argument("--limit", type=int, default=1000, help="at most this many rows (default %(default)s)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_handler("read", "ls"))
+
+    p = sub.add_parser("describe", help="every variant of a key, or one artifact by id")
+    p.add_argument("target", help="a kernel key or an artifact id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_handler("read", "describe"))
+
+    p = sub.add_parser("jobs", help="list generation jobs, or show one with its candidate log")
+    p.add_argument("job_id", nargs="?")
+    p.add_argument("--state", choices=["queued", "leased", "succeeded", "failed"])
+    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_handler("read", "jobs"))
+
+    p = sub.add_parser("publish", help="publish an artifact described by a JSON spec and its files")
+    p.add_argument("spec", help="JSON spec; file paths in it are relative to the spec")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_handler("write", "publish"))
+
+    p = sub.add_parser("retract", help="quarantine a kernel fleet-wide")
+    p.add_argument("artifact_id")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_handler("write", "retract"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except errors.KregError as e:
+        print(f"kreg {args.verb}: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_CODES.get(type(e), 1)
+    except (ValueError, OSError) as e:
+        print(f"kreg {args.verb}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,5 @@
+import sys
+
+from kreg.cli import main
+
+sys.exit(main())

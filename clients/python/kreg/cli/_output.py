@@ -1,0 +1,71 @@
+"""How the CLI prints: aligned tables for people, JSON for scripts, progress on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Sequence
+
+from kreg.model import Artifact, Job, Resolution
+from kreg.serde import to_jsonable
+
+
+def print_json(value: Any) -> None:
+    json.dump(to_jsonable(value), sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    for row in [list(headers)] + cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def short(digest_or_id: str) -> str:
+    return digest_or_id[:12] if digest_or_id else "-"
+
+
+def latency(a: Artifact | None) -> str:
+    ms = a.measurements.median_ms if a is not None else None
+    return f"{ms:.4g} ms" if ms is not None else "-"
+
+
+def speedup(a: Artifact | None) -> str:
+    s = a.measurements.speedup_vs_eager if a is not None else 0.0
+    return f"{s:.2f}x" if s else "-"
+
+
+def resolution_row(r: Resolution) -> list[object]:
+    a = r.artifact
+    return [
+        str(r.key.operator),
+        r.kind.name.lower(),
+        a.tier.name if a else "-",
+        latency(a),
+        speedup(a),
+        short(a.artifact_id) if a else "-",
+        short(r.job_id),
+        r.reason,
+    ]
+
+
+RESOLUTION_HEADERS = ("operator", "kind", "tier", "latency", "vs eager", "artifact", "job", "reason")
+
+
+def artifact_row(a: Artifact) -> list[object]:
+    return [str(a.key), a.tier.name, a.state.name.lower(), str(a.toolchain), latency(a), short(a.artifact_id)]
+
+
+ARTIFACT_HEADERS = ("key", "tier", "state", "toolchain", "latency", "artifact")
+
+
+def job_row(j: Job) -> list[object]:
+    return [j.job_id[:12], str(j.key), j.state.name.lower(), f"{j.attempts}/{j.max_attempts}", j.worker_id or "-", j.progress or j.last_error or ""]
+
+
+JOB_HEADERS = ("job", "key", "state", "attempts", "worker", "progress / last error")

@@ -1,0 +1,259 @@
+"""The registry's behaviour on domain types: resolve, queue, lease, publish, watch.
+
+The gRPC servicer (service.py) converts messages and calls these methods; nothing here
+sees protobuf. LMDB writes (and blob reads, which hash up to hundreds of MiB) run on one
+writer thread so the event loop keeps serving reads while a transaction syncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import AsyncIterator, Callable, Sequence, TypeVar
+
+from kreg.errors import FailedPrecondition, InvalidArgument
+from kreg.keys import ANY_MODEL, KernelKey, OperatorSpec
+from kreg.model import (
+    Artifact,
+    ArtifactState,
+    BlobData,
+    CandidateRecord,
+    Digest,
+    Job,
+    JobState,
+    Resolution,
+    ResolutionKind,
+    Runtime,
+    TuningShape,
+    WorkerInfo,
+)
+from kreg.resolve import resolve
+from registry import metrics
+from registry.notify import Notifier, wait_for
+from registry.store import JobCompletion, Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BLOB_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class RegistryLimits:
+    """Bounds on what callers may ask for; values validated by the server config."""
+
+    max_lease_wait_s: float = 30.0
+    default_lease_s: float = 60.0
+    max_lease_s: float = 3600.0
+    reap_interval_s: float = 1.0
+    max_manifest_operators: int = 1000
+
+
+@dataclass(frozen=True)
+class WatchUpdate:
+    resolution: Resolution
+    job: Job | None
+
+
+class Registry:
+    def __init__(self, store: Store, limits: RegistryLimits = RegistryLimits()) -> None:
+        self._store = store
+        self._limits = limits
+        self._notifier = Notifier()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmdb-writer")
+
+    async def _write(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+
+    # ------------------------------------------------------------ resolution
+
+    def _variants(self, key: KernelKey) -> list[Artifact]:
+        variants = self._store.variants(key)
+        if key.model != ANY_MODEL:
+            variants += self._store.variants(key.with_model(ANY_MODEL))
+        return variants
+
+    async def get_kernel(self, key: KernelKey, runtime: Runtime, *, queue: bool = True) -> Resolution:
+        variants = self._variants(key)
+        job = self._store.latest_job(key)
+        failed = ""
+        if job is not None and job.state is JobState.FAILED:
+            failed = job.last_error or "no reason recorded"
+        resolution = resolve(key, runtime, variants, failed_job_error=failed)
+        # Only a key nobody ever tried is queued from the read path: a failed generation is
+        # retried on purpose (RequestGeneration), never in a loop driven by cache misses.
+        if resolution.kind is ResolutionKind.REFERENCE and not variants and queue and job is None:
+            job, _ = await self._write(self._store.enqueue, key, now=time.time())
+            self._notifier.notify_jobs()
+            metrics.JOBS_QUEUED.inc()
+            resolution = _with_job(resolution, job, f"{resolution.reason}; generation job {job.job_id} queued")
+        elif job is not None and not job.state.terminal:
+            resolution = _with_job(resolution, job, resolution.reason)
+        metrics.RESOLUTIONS.labels(resolution.kind.name.lower()).inc()
+        return resolution
+
+    async def get_manifest(
+        self, platform: str, arch: str, model: str, runtime: Runtime, operators: Sequence[OperatorSpec], *, queue: bool = True
+    ) -> list[Resolution]:
+        if len(operators) > self._limits.max_manifest_operators:
+            raise InvalidArgument(f"operators: {len(operators)} > limit {self._limits.max_manifest_operators}")
+        try:
+            keys = [KernelKey(platform, arch, model, op) for op in operators]
+        except ValueError as e:
+            raise InvalidArgument(str(e)) from None
+        return [await self.get_kernel(k, runtime, queue=queue) for k in keys]
+
+    async def watch_kernel(self, key: KernelKey, runtime: Runtime) -> AsyncIterator[WatchUpdate]:
+        """Yield the key's state now and after every change, until a kernel is served or
+        its generation ended without one."""
+        while True:
+            changed = self._notifier.key_event(key.key_id)
+            resolution = await self.get_kernel(key, runtime)
+            job = self._store.latest_job(key)
+            yield WatchUpdate(resolution, job)
+            if resolution.kind is not ResolutionKind.REFERENCE or job is None or job.state.terminal:
+                return
+            await changed.wait()
+
+    # ------------------------------------------------------------ blobs and kernels
+
+    async def fetch_blob(self, sha256: str, offset: int) -> AsyncIterator[tuple[Digest, int, bytes]]:
+        """(digest, offset, chunk) triples from `offset` on; the blob is verified first."""
+        data = await self._write(self._store.get_blob, sha256)
+        if offset > len(data):
+            raise InvalidArgument(f"offset {offset} is past the end of the blob ({len(data)} bytes)")
+        digest = Digest(sha256, len(data))
+        view = memoryview(data)
+        if offset == len(data):
+            yield digest, offset, b""
+        for start in range(offset, len(data), BLOB_CHUNK_BYTES):
+            chunk = bytes(view[start : start + BLOB_CHUNK_BYTES])
+            metrics.BLOB_BYTES_SERVED.inc(len(chunk))
+            yield digest, start, chunk
+
+    def list_kernels(self, platform: str, arch: str, model: str, operator_name: str, page_size: int, page_token: str) -> tuple[list[Artifact], str]:
+        return self._store.list_artifacts(
+            platform=platform, arch=arch, model=model, operator_name=operator_name, page_size=page_size, page_token=page_token
+        )
+
+    def describe_key(self, key: KernelKey) -> list[Artifact]:
+        return self._store.variants(key)
+
+    def describe_artifact(self, artifact_id: str) -> Artifact:
+        return self._store.get_artifact(artifact_id)
+
+    async def publish(self, artifact: Artifact, blobs: Sequence[BlobData]) -> Artifact:
+        stored = await self._write(self._store.publish, artifact, blobs, now=time.time())
+        self._notifier.notify_key(stored.key.key_id)
+        return stored
+
+    async def retract(self, artifact_id: str, reason: str) -> Artifact:
+        if not reason:
+            raise InvalidArgument("reason: say why the kernel is retracted (it is kept in the audit trail)")
+        artifact = await self._write(self._store.retract, artifact_id, reason, now=time.time())
+        self._notifier.notify_key(artifact.key.key_id)
+        return artifact
+
+    # ------------------------------------------------------------ jobs
+
+    def get_job(self, job_id: str) -> tuple[Job, list[CandidateRecord]]:
+        return self._store.get_job(job_id), self._store.job_candidates(job_id)
+
+    def list_jobs(self, state: JobState | None, page_size: int, page_token: str) -> tuple[list[Job], str]:
+        return self._store.list_jobs(state=state, page_size=page_size, page_token=page_token)
+
+    async def request_generation(
+        self, keys: Sequence[KernelKey], priority: int, force: bool, tuning_shapes: tuple[TuningShape, ...]
+    ) -> list[Job]:
+        jobs = []
+        for key in keys:
+            if not force and any(a.state is ArtifactState.ACTIVE for a in self._store.variants(key)):
+                continue  # already served; `force` regenerates anyway
+            job, _ = await self._write(
+                self._store.enqueue, key, priority=priority, tuning_shapes=tuning_shapes, force=force, now=time.time()
+            )
+            self._notifier.notify_key(key.key_id)
+            jobs.append(job)
+        if jobs:
+            self._notifier.notify_jobs()
+            metrics.JOBS_QUEUED.inc(len(jobs))
+        return jobs
+
+    def _lease_seconds(self, requested: float) -> float:
+        if requested < 0:
+            raise InvalidArgument("lease_duration: must not be negative")
+        return min(requested or self._limits.default_lease_s, self._limits.max_lease_s)
+
+    async def lease_job(self, worker: WorkerInfo, wait_s: float, lease_s: float) -> Job | None:
+        """Long-poll: a job this worker can serve, or None after `wait_s` (capped)."""
+        lease_seconds = self._lease_seconds(lease_s)
+        deadline = time.monotonic() + min(max(wait_s, 0.0), self._limits.max_lease_wait_s)
+        while True:
+            queued = self._notifier.jobs_event()
+            job = await self._write(self._store.lease, worker, lease_seconds=lease_seconds, now=time.time())
+            if job is not None:
+                self._notifier.notify_key(job.key.key_id)
+                return job
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            # Wake at least every reap interval: an expired lease re-queues a job without a notify.
+            await wait_for(queued, min(remaining, self._limits.reap_interval_s))
+
+    async def renew_lease(self, job_id: str, lease_id: str, lease_s: float, progress: str) -> Job:
+        job = await self._write(
+            self._store.renew, job_id, lease_id, lease_seconds=self._lease_seconds(lease_s), progress=progress, now=time.time()
+        )
+        self._notifier.notify_key(job.key.key_id)
+        return job
+
+    async def complete_job(
+        self, job_id: str, lease_id: str, artifact: Artifact, blobs: Sequence[BlobData], candidates: Sequence[CandidateRecord]
+    ) -> Artifact:
+        job = self._store.get_job(job_id)
+        if artifact.key != job.key:
+            raise InvalidArgument(f"artifact.key {artifact.key} differs from job {job_id}'s key {job.key}")
+        if job.state is not JobState.LEASED:
+            raise FailedPrecondition(f"job {job_id} is {job.state.name}, not LEASED: the lease was lost")
+        stored = await self._write(
+            self._store.publish, artifact, blobs, now=time.time(), job=JobCompletion(job_id, lease_id, tuple(candidates))
+        )
+        self._notifier.notify_key(job.key.key_id)
+        return stored
+
+    async def fail_job(self, job_id: str, lease_id: str, reason: str, retryable: bool, candidates: Sequence[CandidateRecord]) -> Job:
+        if not reason:
+            raise InvalidArgument("reason: say why the job failed")
+        job = await self._write(
+            self._store.fail, job_id, lease_id, reason=reason, retryable=retryable, candidates=tuple(candidates), now=time.time()
+        )
+        self._notifier.notify_key(job.key.key_id)
+        if job.state is JobState.QUEUED:
+            self._notifier.notify_jobs()
+        return job
+
+    async def reap_forever(self) -> None:
+        """Re-queue jobs whose worker stopped renewing, even when no worker is leasing."""
+        while True:
+            await asyncio.sleep(self._limits.reap_interval_s)
+            try:
+                jobs = await self._write(self._store.reap_expired, now=time.time())
+            except Exception:  # a failed sweep must not kill the server; the next one retries
+                log.exception("lease reaper failed")
+                continue
+            for job in jobs:
+                log.info("lease expired: job %s for %s is now %s", job.job_id, job.key, job.state.name)
+                self._notifier.notify_key(job.key.key_id)
+            if jobs:
+                self._notifier.notify_jobs()
+
+
+def _with_job(resolution: Resolution, job: Job, reason: str) -> Resolution:
+    return replace(resolution, job_id=job.job_id, reason=reason)

@@ -1,0 +1,74 @@
+"""One place that turns exceptions into gRPC status codes (DESIGN.md §5).
+
+kreg.errors.* carry their own code; anything else is a bug: logged with its traceback,
+answered INTERNAL with a fixed text so internals never leak to callers and no path ever
+answers UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import grpc
+
+from kreg.errors import KregError
+
+log = logging.getLogger(__name__)
+SERVICE_PREFIX = "/kreg.v1."
+
+
+async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+    if isinstance(exc, KregError):
+        await context.abort(exc.code, str(exc))
+    log.exception("internal error in %s", method)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error (logged by the registry)")
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        # Only our service raises domain errors; health and reflection keep their own handling
+        # (health's Watch, for one, streams through context.write rather than a generator).
+        if handler is None or not method.startswith(SERVICE_PREFIX):
+            return handler
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    return await inner(request, context)
+                except Exception as exc:
+                    if _is_abort(exc):
+                        raise
+                    await _abort_for(exc, context, method)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+            )
+        if handler.unary_stream is not None:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                except Exception as exc:
+                    if _is_abort(exc):
+                        raise
+                    await _abort_for(exc, context, method)
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+            )
+        return handler
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # context.abort() raises this to end the RPC; it must pass through untouched.
+    return isinstance(exc, grpc.aio.AbortError)
