@@ -327,16 +327,12 @@ def test_versions_that_are_not_small_positive_decimals_are_rejected(version: str
     assert repr(quoted) in _error(f"nvidia/sm_90/m/op@{version}")
 
 
-@pytest.mark.xfail(strict=True, reason="keys.py accepts any Unicode digit via str.isdigit (see report)")
 @pytest.mark.parametrize("version", ["\u0661", "\uff11", "\u00b2"])
 def test_non_ascii_digits_are_not_versions(version: str) -> None:
     message = _error(f"nvidia/sm_90/m/op@{version}")
     assert message.startswith("invalid operator version") and repr(version) in message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="OperatorSpec accepts bool as version: isinstance(True, int) (see report)"
-)
 def test_a_bool_is_not_a_version() -> None:
     with pytest.raises(ValueError):
         OperatorSpec("op", True)  # would render as 'op@True', which does not parse

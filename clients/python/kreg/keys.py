@@ -34,6 +34,7 @@ _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 _PARAM_VALUE = re.compile(r"[A-Za-z0-9_.+\-]{1,64}")
 _OPERATOR = re.compile(r"(?P<name>[^@{}]*)@(?P<version>[^@{}]*)(?:\{(?P<params>[^{}]*)\})?")
 _MAX_VERSION = 1_000_000
+_VERSION = re.compile(r"[1-9][0-9]{0,6}")  # ASCII only: str.isdigit() admits '١' and '²'
 
 
 def _check(ok: bool, message: str) -> None:
@@ -52,10 +53,13 @@ class OperatorSpec:
     def __post_init__(self) -> None:
         _check(bool(_OP_NAME.fullmatch(self.name)), f"invalid operator name {self.name!r}: want [a-z][a-z0-9_]*, at most 64")
         _check(
-            isinstance(self.version, int) and 1 <= self.version <= _MAX_VERSION,
+            isinstance(self.version, int) and not isinstance(self.version, bool) and 1 <= self.version <= _MAX_VERSION,
             f"invalid operator version {self.version!r}: want an integer in 1..{_MAX_VERSION}",
         )
-        _check(len(self.params) <= MAX_PARAMS, f"too many operator params ({len(self.params)} > {MAX_PARAMS})")
+        _check(
+            len(self.params) <= MAX_PARAMS,
+            f"too many operator params ({len(self.params)} > {MAX_PARAMS}) in {self.name!r}: {sorted(self.params)!r}",
+        )
         for name, value in self.params.items():
             _check(bool(_PARAM_NAME.fullmatch(name)), f"invalid param name {name!r}: want an identifier, at most 32")
             _check(
@@ -88,7 +92,7 @@ class OperatorSpec:
         _check(m is not None, f"invalid operator {text!r}: want name@version or name@version{{k=v,...}}")
         assert m is not None
         version = m["version"]
-        _check(version.isdigit() and not version.startswith("0"), f"invalid operator version {version!r} in {text!r}")
+        _check(_VERSION.fullmatch(version) is not None, f"invalid operator version {version!r} in {text!r}")
         params: dict[str, str] = {}
         if m["params"]:
             for item in m["params"].split(","):
@@ -123,7 +127,7 @@ class KernelKey:
             f"invalid model {self.model!r}: want '*' or [a-z0-9][a-z0-9._-]*, at most 64",
         )
         _check(isinstance(self.operator, OperatorSpec), f"operator must be an OperatorSpec, got {self.operator!r}")
-        _check(len(str(self)) <= MAX_KEY_LENGTH, f"key longer than {MAX_KEY_LENGTH} characters")
+        _check(len(str(self)) <= MAX_KEY_LENGTH, f"key longer than {MAX_KEY_LENGTH} characters: {str(self)[:64]!r}...")
 
     def __str__(self) -> str:
         return f"{self.platform}/{self.arch}/{self.model}/{self.operator}"

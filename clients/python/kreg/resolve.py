@@ -46,8 +46,8 @@ def _check_variant(a: Artifact, key: KernelKey, runtime: Runtime) -> _Usable | s
     """A variant is usable (as binary or source), or rejected with a reason naming both sides."""
     if a.state is ArtifactState.RETRACTED:
         return f"retracted: {a.retract_reason or 'no reason given'}"
-    if a.target.arch != key.arch or a.key.platform != key.platform:
-        return f"built for {a.key.platform}/{a.target.arch}, caller is {key.platform}/{key.arch}"
+    if (a.key.platform, a.key.arch, a.target.arch) != (key.platform, key.arch, key.arch):
+        return f"built for {a.key.platform}/{a.key.arch} (target {a.target.arch}), caller is {key.platform}/{key.arch}"
     if runtime.toolchain is not None and runtime.toolchain == a.toolchain and a.has_binaries:
         return _Usable(a, True, f"binary for {a.toolchain}")
     if runtime.toolchain is None:

@@ -6,6 +6,7 @@ CLI's --json output. Enums travel by name, keys by their canonical text, bytes a
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import enum
 import functools
@@ -64,7 +65,7 @@ def from_jsonable(tp: Any, data: Any) -> Any:
     if origin is tuple:
         item = typing.get_args(tp)[0]
         return tuple(from_jsonable(item, v) for v in data)
-    if origin in (dict, Mapping, typing.Mapping) or origin is getattr(typing, "Mapping", None):
+    if origin in (dict, collections.abc.Mapping):
         _, value_type = typing.get_args(tp)
         return {k: from_jsonable(value_type, v) for k, v in data.items()}
     if tp is float:
