@@ -1,0 +1,291 @@
+"""The durable job queue: one active job per key, priority order, leases that expire.
+
+Three indexes move with each job record, always in the same transaction:
+  job_by_key  key_id -> the key's latest job (at most one QUEUED or LEASED job per key),
+  queue       QUEUED jobs, highest priority then oldest first,
+  leases      LEASED jobs by lease expiry, so reaping reads only the expired prefix.
+A worker that stops renewing loses its job to the reaper; each lease counts one attempt.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+
+from kreg import serde
+from kreg.errors import FailedPrecondition, InvalidArgument, NotFound
+from kreg.keys import KernelKey
+from kreg.model import ArtifactState, CandidateRecord, Job, JobState, TuningShape, WorkerInfo
+
+from registry.store import kernels
+from registry.store.env import Txn
+from registry.store.paging import clamp_page_size, scan_start, take_page
+
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+_QUEUE_PREFIX = struct.Struct(">QQ")  # inverted priority, created ns
+_LEASE_PREFIX = struct.Struct(">Q")  # expiry ns
+
+
+def new_job_id(now: float) -> str:
+    """32 hex characters: creation milliseconds, then randomness; listing by id lists by creation time."""
+    return f"{int(now * 1000) & 0xFFFF_FFFF_FFFF:012x}{uuid.uuid4().hex[:20]}"
+
+
+def enqueue(
+    txn: Txn,
+    key: KernelKey,
+    priority: int,
+    tuning_shapes: Sequence[TuningShape],
+    force: bool,
+    max_attempts: int,
+    now: float,
+) -> tuple[Job, bool]:
+    """Queue generation for `key`; returns (job, created).
+
+    A key has at most one active job: a request for a key whose job is QUEUED or LEASED
+    merges into it (the higher priority wins). Without `force`, a key whose latest job
+    succeeded and whose kernel is still served is not generated again.
+    """
+    if not _INT64_MIN <= priority <= _INT64_MAX:
+        raise InvalidArgument(f"priority: {priority} is outside the 64-bit range")
+    latest = latest_job(txn, key)
+    if latest is not None and not latest.state.terminal:
+        return _merge(txn, latest, priority, tuple(tuning_shapes), now), False
+    if latest is not None and not force and _still_served(txn, latest):
+        return latest, False
+    job = Job(
+        job_id=new_job_id(now),
+        key=key,
+        state=JobState.QUEUED,
+        priority=priority,
+        tuning_shapes=tuple(tuning_shapes),
+        max_attempts=max_attempts,
+        created_at=now,
+        updated_at=now,
+    )
+    _save(txn, job)
+    txn.put(txn.dbs.job_by_key, key.key_id.encode(), job.job_id.encode())
+    _push_queue(txn, job)
+    return job, True
+
+
+def latest_job(txn: Txn, key: KernelKey) -> Job | None:
+    job_id = txn.get(txn.dbs.job_by_key, key.key_id.encode())
+    return None if job_id is None else get_job(txn, job_id.decode())
+
+
+def get_job(txn: Txn, job_id: str) -> Job:
+    raw = txn.get(txn.dbs.jobs, job_id.encode()) if _JOB_ID.fullmatch(job_id) else None
+    if raw is None:
+        raise NotFound(f"job {job_id!r} not found")
+    return serde.loads(Job, raw)
+
+
+def list_jobs(txn: Txn, state: JobState | None, page_size: int, page_token: str) -> tuple[list[Job], str]:
+    """Jobs in creation order (their ids sort that way), optionally only those in `state`."""
+    size = clamp_page_size(page_size)
+
+    def matches() -> Iterator[tuple[str, Job]]:
+        for raw_id, raw in txn.scan(txn.dbs.jobs, start=scan_start(page_token)):
+            job = serde.loads(Job, raw)
+            if state is None or job.state is state:
+                yield raw_id.decode(), job
+
+    return take_page(matches(), size)
+
+
+def lease(txn: Txn, worker: WorkerInfo, lease_seconds: float, now: float) -> Job | None:
+    """Lease the highest-priority, oldest queued job this worker can serve, after reaping
+    expired leases; None when there is none."""
+    if lease_seconds <= 0:
+        raise InvalidArgument(f"lease_seconds: want a positive duration, got {lease_seconds}")
+    reap_expired(txn, now)
+    for queue_key, key_text in txn.scan(txn.dbs.queue):
+        if worker.can_serve(KernelKey.parse(key_text.decode())):
+            break
+    else:
+        return None
+    txn.delete(txn.dbs.queue, queue_key)
+    job = get_job(txn, queue_key[_QUEUE_PREFIX.size :].decode())
+    leased = replace(
+        job,
+        state=JobState.LEASED,
+        lease_id=uuid.uuid4().hex,
+        worker_id=worker.worker_id,
+        attempts=job.attempts + 1,
+        lease_expires_at=now + lease_seconds,
+        updated_at=now,
+        progress="",
+    )
+    _save(txn, leased)
+    txn.put(txn.dbs.leases, _lease_key(leased), leased.job_id.encode())
+    return leased
+
+
+def renew(txn: Txn, job_id: str, lease_id: str, lease_seconds: float, progress: str, now: float) -> Job:
+    """Extend a live lease; `progress`, when given, replaces the job's progress note."""
+    if lease_seconds <= 0:
+        raise InvalidArgument(f"lease_seconds: want a positive duration, got {lease_seconds}")
+    job = _leased_job(txn, job_id, lease_id, now)
+    txn.delete(txn.dbs.leases, _lease_key(job))
+    renewed = replace(
+        job, lease_expires_at=now + lease_seconds, updated_at=now, progress=progress or job.progress
+    )
+    _save(txn, renewed)
+    txn.put(txn.dbs.leases, _lease_key(renewed), job_id.encode())
+    return renewed
+
+
+def complete(
+    txn: Txn, job_id: str, lease_id: str, artifact_id: str, candidates: Sequence[CandidateRecord], now: float
+) -> Job:
+    """Mark a leased job SUCCEEDED with its artifact and append its candidate log.
+
+    Completing again with the same lease and artifact (a retried RPC) returns the job unchanged.
+    """
+    job = get_job(txn, job_id)
+    if job.state is JobState.SUCCEEDED and job.lease_id == lease_id and job.artifact_id == artifact_id:
+        return job
+    job = _leased_job(txn, job_id, lease_id, now)
+    txn.delete(txn.dbs.leases, _lease_key(job))
+    append_candidates(txn, job_id, candidates)
+    done = replace(
+        job, state=JobState.SUCCEEDED, artifact_id=artifact_id, lease_expires_at=0.0, updated_at=now
+    )
+    _save(txn, done)
+    return done
+
+
+def fail(
+    txn: Txn,
+    job_id: str,
+    lease_id: str,
+    reason: str,
+    retryable: bool,
+    candidates: Sequence[CandidateRecord],
+    now: float,
+) -> Job:
+    """End a lease in failure: QUEUED again when retryable and attempts remain, else FAILED."""
+    job = _leased_job(txn, job_id, lease_id, now)
+    txn.delete(txn.dbs.leases, _lease_key(job))
+    append_candidates(txn, job_id, candidates)
+    if retryable and job.attempts < job.max_attempts:
+        return _requeue(txn, job, reason, now)
+    return _fail(txn, job, reason, now)
+
+
+def reap_expired(txn: Txn, now: float) -> list[Job]:
+    """Take back every lease that expired at or before `now`: the job is QUEUED again, or
+    FAILED when it has used all its attempts."""
+    now_ns = _ns(now)
+    expired = []
+    for lease_key, _ in txn.scan(txn.dbs.leases):
+        if _LEASE_PREFIX.unpack_from(lease_key)[0] > now_ns:
+            break
+        expired.append(lease_key)
+    reaped = []
+    for lease_key in expired:
+        txn.delete(txn.dbs.leases, lease_key)
+        job = get_job(txn, lease_key[_LEASE_PREFIX.size :].decode())
+        reason = f"lease expired (worker {job.worker_id})"
+        if job.attempts < job.max_attempts:
+            reaped.append(_requeue(txn, job, reason, now))
+        else:
+            reaped.append(
+                _fail(txn, job, f"{reason}; {job.attempts} of {job.max_attempts} attempts used", now)
+            )
+    return reaped
+
+
+def candidates(txn: Txn, job_id: str) -> list[CandidateRecord]:
+    """The job's candidate log, across all its attempts."""
+    get_job(txn, job_id)
+    raw = txn.get(txn.dbs.candidates, job_id.encode())
+    return [] if raw is None else list(serde.loads(tuple[CandidateRecord, ...], raw))
+
+
+def append_candidates(txn: Txn, job_id: str, records: Sequence[CandidateRecord]) -> None:
+    if records:
+        txn.put(txn.dbs.candidates, job_id.encode(), serde.dumps([*candidates(txn, job_id), *records]))
+
+
+def _leased_job(txn: Txn, job_id: str, lease_id: str, now: float) -> Job:
+    """The job, if `lease_id` is its live lease; FailedPrecondition says why not otherwise."""
+    job = get_job(txn, job_id)
+    if job.state is not JobState.LEASED:
+        raise FailedPrecondition(f"job {job_id} is {job.state.name}, not LEASED: the lease was lost")
+    if job.lease_id != lease_id:
+        raise FailedPrecondition(f"job {job_id} is leased under another lease id: the lease was lost")
+    if job.lease_expires_at <= now:
+        raise FailedPrecondition(f"the lease on job {job_id} expired at {job.lease_expires_at:.3f}")
+    return job
+
+
+def _merge(txn: Txn, job: Job, priority: int, tuning_shapes: tuple[TuningShape, ...], now: float) -> Job:
+    """Fold a duplicate request into the active job: higher priority wins; a queued job that
+    has no tuning shapes takes the request's."""
+    merged = replace(job, priority=max(job.priority, priority))
+    if job.state is JobState.QUEUED and not job.tuning_shapes:
+        merged = replace(merged, tuning_shapes=tuning_shapes)
+    if merged == job:
+        return job
+    merged = replace(merged, updated_at=now)
+    if job.state is JobState.QUEUED:
+        txn.delete(txn.dbs.queue, _queue_key(job))
+        _push_queue(txn, merged)
+    _save(txn, merged)
+    return merged
+
+
+def _still_served(txn: Txn, job: Job) -> bool:
+    return (
+        job.state is JobState.SUCCEEDED
+        and kernels.get_artifact(txn, job.artifact_id).state is ArtifactState.ACTIVE
+    )
+
+
+def _requeue(txn: Txn, job: Job, reason: str, now: float) -> Job:
+    queued = replace(
+        job,
+        state=JobState.QUEUED,
+        lease_id="",
+        lease_expires_at=0.0,
+        last_error=reason,
+        updated_at=now,
+        progress="",
+    )
+    _save(txn, queued)
+    _push_queue(txn, queued)
+    return queued
+
+
+def _fail(txn: Txn, job: Job, reason: str, now: float) -> Job:
+    failed = replace(job, state=JobState.FAILED, lease_expires_at=0.0, last_error=reason, updated_at=now)
+    _save(txn, failed)
+    return failed
+
+
+def _push_queue(txn: Txn, job: Job) -> None:
+    txn.put(txn.dbs.queue, _queue_key(job), str(job.key).encode())
+
+
+def _queue_key(job: Job) -> bytes:
+    """Sorts highest priority first, then oldest; the job id breaks ties."""
+    return _QUEUE_PREFIX.pack(_INT64_MAX - job.priority, _ns(job.created_at)) + job.job_id.encode()
+
+
+def _lease_key(job: Job) -> bytes:
+    return _LEASE_PREFIX.pack(_ns(job.lease_expires_at)) + job.job_id.encode()
+
+
+def _ns(t: float) -> int:
+    """Unix seconds as index nanoseconds, clamped to what 8 big-endian bytes hold."""
+    return min(max(0, int(t * 1e9)), (1 << 64) - 1)
+
+
+def _save(txn: Txn, job: Job) -> None:
+    txn.put(txn.dbs.jobs, job.job_id.encode(), serde.dumps(job))

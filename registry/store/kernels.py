@@ -1,0 +1,110 @@
+"""Artifacts (artifact_id -> record) and the index of variants per KernelKey.
+
+An artifact's id is the hash of its content, so publishing the same kernel twice is a no-op
+that returns what was stored first (a retracted artifact stays retracted).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+
+from kreg import serde
+from kreg.errors import InvalidArgument, NotFound
+from kreg.keys import KernelKey
+from kreg.model import Artifact, ArtifactState
+
+from registry.store.blobs import blob_digest
+from registry.store.env import Txn
+from registry.store.paging import clamp_page_size, scan_start, take_page
+
+_ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def add_artifact(txn: Txn, artifact: Artifact, now: float) -> Artifact:
+    """Store `artifact` under its content id; every blob it references must be stored already."""
+    problems = []
+    for digest in dict.fromkeys(artifact.digests()):
+        stored = blob_digest(txn, digest.sha256)
+        if stored is None:
+            problems.append(f"{digest} (missing)")
+        elif stored != digest:
+            problems.append(f"{digest} (stored blob has {stored.size_bytes} bytes)")
+    if problems:
+        raise InvalidArgument(f"artifact references blobs the registry does not have: {', '.join(problems)}")
+    artifact_id = serde.artifact_content_id(artifact)
+    existing = _load(txn, artifact_id)
+    if existing is not None:
+        return existing
+    stored_artifact = replace(
+        artifact, artifact_id=artifact_id, state=ArtifactState.ACTIVE, retract_reason="", published_at=now
+    )
+    _save(txn, stored_artifact)
+    txn.put(txn.dbs.variants, _variant_key(artifact.key, artifact_id), b"")
+    return stored_artifact
+
+
+def get_artifact(txn: Txn, artifact_id: str) -> Artifact:
+    artifact = _load(txn, artifact_id)
+    if artifact is None:
+        raise NotFound(f"artifact {artifact_id!r} not found")
+    return artifact
+
+
+def variants(txn: Txn, key: KernelKey) -> list[Artifact]:
+    """Every artifact published for `key`, retracted ones included, oldest first."""
+    prefix = key.key_id.encode()
+    found = [
+        get_artifact(txn, index_key[len(prefix) :].decode())
+        for index_key, _ in txn.scan(txn.dbs.variants, prefix=prefix)
+    ]
+    return sorted(found, key=lambda a: (a.published_at, a.artifact_id))
+
+
+def retract(txn: Txn, artifact_id: str, reason: str) -> Artifact:
+    """Quarantine an artifact: it stays listed but is never served. The first reason is kept."""
+    if not reason:
+        raise InvalidArgument("reason: say why the kernel is retracted")
+    artifact = get_artifact(txn, artifact_id)
+    if artifact.state is ArtifactState.RETRACTED:
+        return artifact
+    retracted = replace(artifact, state=ArtifactState.RETRACTED, retract_reason=reason)
+    _save(txn, retracted)
+    return retracted
+
+
+def list_artifacts(
+    txn: Txn, platform: str, arch: str, model: str, operator_name: str, page_size: int, page_token: str
+) -> tuple[list[Artifact], str]:
+    """Artifacts in id order whose key matches every non-empty filter."""
+    size = clamp_page_size(page_size)
+
+    def matches() -> Iterator[tuple[str, Artifact]]:
+        for raw_id, raw in txn.scan(txn.dbs.artifacts, start=scan_start(page_token)):
+            artifact = serde.loads(Artifact, raw)
+            key = artifact.key
+            if (
+                platform in ("", key.platform)
+                and arch in ("", key.arch)
+                and model in ("", key.model)
+                and operator_name in ("", key.operator.name)
+            ):
+                yield raw_id.decode(), artifact
+
+    return take_page(matches(), size)
+
+
+def _variant_key(key: KernelKey, artifact_id: str) -> bytes:
+    return (key.key_id + artifact_id).encode()
+
+
+def _load(txn: Txn, artifact_id: str) -> Artifact | None:
+    if not _ARTIFACT_ID.fullmatch(artifact_id):
+        return None
+    raw = txn.get(txn.dbs.artifacts, artifact_id.encode())
+    return None if raw is None else serde.loads(Artifact, raw)
+
+
+def _save(txn: Txn, artifact: Artifact) -> None:
+    txn.put(txn.dbs.artifacts, artifact.artifact_id.encode(), serde.dumps(artifact))

@@ -1,0 +1,224 @@
+"""`Store`: the registry's durable state behind one method per transaction.
+
+Every method runs exactly one LMDB transaction, so each call is all or nothing: a publish
+that completes a job stores the blobs, the artifact and the job's new state together, or
+none of them. Callers pass `now` (unix seconds) so the clock stays outside, and tests own it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+from kreg.errors import InvalidArgument
+from kreg.keys import KernelKey
+from kreg.model import (
+    Artifact,
+    BlobData,
+    CandidateRecord,
+    Digest,
+    Job,
+    JobState,
+    TuningShape,
+    WorkerInfo,
+)
+
+from registry.store import blobs, jobs, kernels
+from registry.store.env import StoreEnv, Txn
+
+
+@dataclass(frozen=True)
+class JobCompletion:
+    """The leased job a publish completes, and its candidate log."""
+
+    job_id: str
+    lease_id: str
+    candidates: tuple[CandidateRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    map_size_bytes: int
+    used_bytes: int
+    blobs: int
+    artifacts: int
+    jobs_by_state: dict[str, int]
+
+
+class Store:
+    """Blobs, artifacts and jobs in one LMDB environment; open one per process with `open`."""
+
+    def __init__(self, env: StoreEnv, *, max_blob_bytes: int, max_attempts: int) -> None:
+        self._env = env
+        self._max_blob_bytes = max_blob_bytes
+        self._max_attempts = max_attempts
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        map_size: int = 64 << 20,
+        sync: bool = True,
+        max_blob_bytes: int = 256 << 20,
+        max_attempts: int = 3,
+    ) -> Store:
+        """Open (or create) the store at `path`. sync=False trades durability of the last
+        writes on power loss for speed; it is meant for tests."""
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts: want at least 1, got {max_attempts}")
+        return cls(
+            StoreEnv(Path(path), map_size=map_size, sync=sync),
+            max_blob_bytes=max_blob_bytes,
+            max_attempts=max_attempts,
+        )
+
+    def close(self) -> None:
+        self._env.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stats(self) -> StoreStats:
+        map_size, used = self._env.info()
+
+        def count(txn: Txn) -> StoreStats:
+            # Only the state is needed: decode it alone rather than whole Job records.
+            states = Counter(json.loads(raw)["state"] for _, raw in txn.scan(txn.dbs.jobs))
+            return StoreStats(
+                map_size_bytes=map_size,
+                used_bytes=used,
+                blobs=txn.entries(txn.dbs.blobs),
+                artifacts=txn.entries(txn.dbs.artifacts),
+                jobs_by_state={state.name: states.get(state.name, 0) for state in JobState},
+            )
+
+        return self._env.read(count)
+
+    # ------------------------------------------------------------ blobs
+
+    def put_blob(self, data: bytes, expected: Digest | None = None) -> Digest:
+        return self._env.write(
+            lambda txn: blobs.put_blob(txn, data, expected, max_bytes=self._max_blob_bytes)
+        )
+
+    def get_blob(self, sha256: str) -> bytes:
+        return self._env.read(lambda txn: blobs.get_blob(txn, sha256))
+
+    def blob_digest(self, sha256: str) -> Digest | None:
+        return self._env.read(lambda txn: blobs.blob_digest(txn, sha256))
+
+    # ------------------------------------------------------------ artifacts
+
+    def publish(
+        self,
+        artifact: Artifact,
+        blob_data: Sequence[BlobData],
+        *,
+        now: float,
+        job: JobCompletion | None = None,
+    ) -> Artifact:
+        """Store the blobs (each verified), the artifact, and complete `job` if given — all or nothing."""
+
+        def publish_in(txn: Txn) -> Artifact:
+            for blob in blob_data:
+                blobs.put_blob(txn, blob.data, blob.digest, max_bytes=self._max_blob_bytes)
+            stored = kernels.add_artifact(txn, artifact, now)
+            if job is not None:
+                job_key = jobs.get_job(txn, job.job_id).key
+                if job_key != artifact.key:
+                    raise InvalidArgument(
+                        f"artifact.key {artifact.key} differs from job {job.job_id}'s key {job_key}"
+                    )
+                jobs.complete(txn, job.job_id, job.lease_id, stored.artifact_id, job.candidates, now)
+            return stored
+
+        return self._env.write(publish_in)
+
+    def variants(self, key: KernelKey) -> list[Artifact]:
+        return self._env.read(lambda txn: kernels.variants(txn, key))
+
+    def get_artifact(self, artifact_id: str) -> Artifact:
+        return self._env.read(lambda txn: kernels.get_artifact(txn, artifact_id))
+
+    def retract(self, artifact_id: str, reason: str, *, now: float) -> Artifact:
+        """`now` is accepted for symmetry with the other writes; Artifact records no retraction time."""
+        del now
+        return self._env.write(lambda txn: kernels.retract(txn, artifact_id, reason))
+
+    def list_artifacts(
+        self,
+        *,
+        platform: str = "",
+        arch: str = "",
+        model: str = "",
+        operator_name: str = "",
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> tuple[list[Artifact], str]:
+        return self._env.read(
+            lambda txn: kernels.list_artifacts(
+                txn, platform, arch, model, operator_name, page_size, page_token
+            )
+        )
+
+    # ------------------------------------------------------------ jobs
+
+    def enqueue(
+        self,
+        key: KernelKey,
+        *,
+        priority: int = 0,
+        tuning_shapes: Sequence[TuningShape] = (),
+        force: bool = False,
+        now: float,
+    ) -> tuple[Job, bool]:
+        return self._env.write(
+            lambda txn: jobs.enqueue(txn, key, priority, tuning_shapes, force, self._max_attempts, now)
+        )
+
+    def latest_job(self, key: KernelKey) -> Job | None:
+        return self._env.read(lambda txn: jobs.latest_job(txn, key))
+
+    def get_job(self, job_id: str) -> Job:
+        return self._env.read(lambda txn: jobs.get_job(txn, job_id))
+
+    def job_candidates(self, job_id: str) -> list[CandidateRecord]:
+        return self._env.read(lambda txn: jobs.candidates(txn, job_id))
+
+    def list_jobs(
+        self, *, state: JobState | None = None, page_size: int = 100, page_token: str = ""
+    ) -> tuple[list[Job], str]:
+        return self._env.read(lambda txn: jobs.list_jobs(txn, state, page_size, page_token))
+
+    def lease(self, worker: WorkerInfo, *, lease_seconds: float, now: float) -> Job | None:
+        return self._env.write(lambda txn: jobs.lease(txn, worker, lease_seconds, now))
+
+    def renew(
+        self, job_id: str, lease_id: str, *, lease_seconds: float, progress: str = "", now: float
+    ) -> Job:
+        return self._env.write(lambda txn: jobs.renew(txn, job_id, lease_id, lease_seconds, progress, now))
+
+    def fail(
+        self,
+        job_id: str,
+        lease_id: str,
+        *,
+        reason: str,
+        retryable: bool,
+        candidates: Sequence[CandidateRecord] = (),
+        now: float,
+    ) -> Job:
+        return self._env.write(
+            lambda txn: jobs.fail(txn, job_id, lease_id, reason, retryable, candidates, now)
+        )
+
+    def reap_expired(self, *, now: float) -> list[Job]:
+        return self._env.write(lambda txn: jobs.reap_expired(txn, now))
