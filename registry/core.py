@@ -27,6 +27,7 @@ from kreg.model import (
     Resolution,
     ResolutionKind,
     Runtime,
+    Toolchain,
     TuningShape,
     WorkerInfo,
 )
@@ -170,14 +171,27 @@ class Registry:
         return self._store.list_jobs(state=state, page_size=page_size, page_token=page_token)
 
     async def request_generation(
-        self, keys: Sequence[KernelKey], priority: int, force: bool, tuning_shapes: tuple[TuningShape, ...]
+        self,
+        keys: Sequence[KernelKey],
+        priority: int,
+        force: bool,
+        tuning_shapes: tuple[TuningShape, ...],
+        toolchain: Toolchain | None = None,
     ) -> list[Job]:
+        """Queue generation for `keys`; with `toolchain`, jobs only a worker with exactly that
+        toolchain leases, so a caller that got only source can get a binary it can load."""
         jobs = []
         for key in keys:
-            if not force and any(a.state is ArtifactState.ACTIVE for a in self._store.variants(key)):
+            if not force and any(_serves(a, toolchain) for a in self._store.variants(key)):
                 continue  # already served; `force` regenerates anyway
             job, _ = await self._write(
-                self._store.enqueue, key, priority=priority, tuning_shapes=tuning_shapes, force=force, now=time.time()
+                self._store.enqueue,
+                key,
+                priority=priority,
+                tuning_shapes=tuning_shapes,
+                force=force,
+                toolchain=toolchain,
+                now=time.time(),
             )
             self._notifier.notify_key(key.key_id)
             jobs.append(job)
@@ -253,6 +267,14 @@ class Registry:
                 self._notifier.notify_key(job.key.key_id)
             if jobs:
                 self._notifier.notify_jobs()
+
+
+def _serves(artifact: Artifact, toolchain: Toolchain | None) -> bool:
+    """Whether `artifact` already answers a generation request: any active variant does when
+    no toolchain is asked for; otherwise only one with binaries built by exactly that one."""
+    if artifact.state is not ArtifactState.ACTIVE:
+        return False
+    return toolchain is None or (artifact.toolchain == toolchain and artifact.has_binaries)
 
 
 def _with_job(resolution: Resolution, job: Job, reason: str) -> Resolution:

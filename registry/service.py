@@ -151,8 +151,9 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
         if not request.keys:
             raise InvalidArgument("keys: at least one key is required")
         keys = [cv.key_from_proto(k, f"keys[{i}]") for i, k in enumerate(request.keys)]
+        toolchain = cv.toolchain_from_proto(request.toolchain) if request.HasField("toolchain") else None
         jobs = await self._registry.request_generation(
-            keys, request.priority, request.force, cv.tuning_shapes_from_proto(request.tuning_shapes)
+            keys, request.priority, request.force, cv.tuning_shapes_from_proto(request.tuning_shapes), toolchain
         )
         return pb.RequestGenerationResponse(jobs=[cv.job_to_proto(j) for j in jobs])
 

@@ -42,7 +42,7 @@ class Databases:
     artifacts: lmdb._Database  # artifact_id -> Artifact JSON
     variants: lmdb._Database  # key_id + artifact_id -> b""
     jobs: lmdb._Database  # job_id -> Job JSON
-    job_by_key: lmdb._Database  # key_id -> latest job_id
+    job_by_key: lmdb._Database  # key_id [+ ':' + toolchain sha256] -> latest job_id
     queue: lmdb._Database  # inverted priority, created ns (big-endian) + job_id -> key text
     leases: lmdb._Database  # expiry ns (big-endian) + job_id -> job_id
     candidates: lmdb._Database  # job_id -> JSON list of CandidateRecord

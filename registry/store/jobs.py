@@ -1,14 +1,21 @@
-"""The durable job queue: one active job per key, priority order, leases that expire.
+"""The durable job queue: one active job per (key, required toolchain), priority order,
+leases that expire.
 
+A job may require a toolchain (a caller that got only source wants a binary it can load);
+jobs for one key with different requirements, or with one and without, are different jobs.
 Three indexes move with each job record, always in the same transaction:
-  job_by_key  key_id -> the key's latest job (at most one QUEUED or LEASED job per key),
-  queue       QUEUED jobs, highest priority then oldest first,
+  job_by_key  key_id (+ toolchain tag) -> the latest job for that pair (at most one QUEUED
+              or LEASED job each); a job without a requirement is indexed under the bare
+              key_id, so stores written before toolchain requirements read unchanged,
+  queue       QUEUED jobs, highest priority then oldest first; the value is the key text,
   leases      LEASED jobs by lease expiry, so reaping reads only the expired prefix.
 A worker that stops renewing loses its job to the reaper; each lease counts one attempt.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import struct
 import uuid
@@ -18,7 +25,7 @@ from dataclasses import replace
 from kreg import serde
 from kreg.errors import FailedPrecondition, InvalidArgument, NotFound
 from kreg.keys import KernelKey
-from kreg.model import ArtifactState, CandidateRecord, Job, JobState, TuningShape, WorkerInfo
+from kreg.model import ArtifactState, CandidateRecord, Job, JobState, Toolchain, TuningShape, WorkerInfo
 
 from registry.store import kernels
 from registry.store.env import Txn
@@ -43,16 +50,19 @@ def enqueue(
     force: bool,
     max_attempts: int,
     now: float,
+    toolchain: Toolchain | None = None,
 ) -> tuple[Job, bool]:
-    """Queue generation for `key`; returns (job, created).
+    """Queue generation for `key`, built with `toolchain` when given; returns (job, created).
 
-    A key has at most one active job: a request for a key whose job is QUEUED or LEASED
-    merges into it (the higher priority wins). Without `force`, a key whose latest job
-    succeeded and whose kernel is still served is not generated again.
+    A (key, toolchain) pair has at most one active job: a request whose pair has a QUEUED or
+    LEASED job merges into it (the higher priority wins). Without `force`, a pair whose
+    latest job succeeded and whose kernel is still served is not generated again.
     """
     if not _INT64_MIN <= priority <= _INT64_MAX:
         raise InvalidArgument(f"priority: {priority} is outside the 64-bit range")
-    latest = latest_job(txn, key)
+    if toolchain is not None and not (toolchain.triton_version and toolchain.backend):
+        raise InvalidArgument("toolchain: triton_version and backend are required")
+    latest = latest_job(txn, key, toolchain)
     if latest is not None and not latest.state.terminal:
         return _merge(txn, latest, priority, tuple(tuning_shapes), now), False
     if latest is not None and not force and _still_served(txn, latest):
@@ -66,15 +76,18 @@ def enqueue(
         max_attempts=max_attempts,
         created_at=now,
         updated_at=now,
+        toolchain=toolchain,
     )
     _save(txn, job)
-    txn.put(txn.dbs.job_by_key, key.key_id.encode(), job.job_id.encode())
+    txn.put(txn.dbs.job_by_key, _job_by_key_key(key, toolchain), job.job_id.encode())
     _push_queue(txn, job)
     return job, True
 
 
-def latest_job(txn: Txn, key: KernelKey) -> Job | None:
-    job_id = txn.get(txn.dbs.job_by_key, key.key_id.encode())
+def latest_job(txn: Txn, key: KernelKey, toolchain: Toolchain | None = None) -> Job | None:
+    """The latest job for `key` that requires exactly `toolchain`; with None (the default),
+    the latest job with no toolchain requirement — the one the read path queues and reports."""
+    job_id = txn.get(txn.dbs.job_by_key, _job_by_key_key(key, toolchain))
     return None if job_id is None else get_job(txn, job_id.decode())
 
 
@@ -99,18 +112,24 @@ def list_jobs(txn: Txn, state: JobState | None, page_size: int, page_token: str)
 
 
 def lease(txn: Txn, worker: WorkerInfo, lease_seconds: float, now: float) -> Job | None:
-    """Lease the highest-priority, oldest queued job this worker can serve, after reaping
-    expired leases; None when there is none."""
+    """Lease the highest-priority, oldest queued job this worker can run (`WorkerInfo.can_run`),
+    after reaping expired leases; None when there is none.
+
+    The queue holds key text only, so the (platform, arch) check costs no record decode; a
+    job record is read only for candidates that pass it, to check the toolchain requirement.
+    """
     if lease_seconds <= 0:
         raise InvalidArgument(f"lease_seconds: want a positive duration, got {lease_seconds}")
     reap_expired(txn, now)
     for queue_key, key_text in txn.scan(txn.dbs.queue):
-        if worker.can_serve(KernelKey.parse(key_text.decode())):
+        if not worker.can_serve(KernelKey.parse(key_text.decode())):
+            continue
+        job = get_job(txn, queue_key[_QUEUE_PREFIX.size :].decode())
+        if worker.can_run(job):
             break
     else:
         return None
     txn.delete(txn.dbs.queue, queue_key)
-    job = get_job(txn, queue_key[_QUEUE_PREFIX.size :].decode())
     leased = replace(
         job,
         state=JobState.LEASED,
@@ -271,6 +290,15 @@ def _fail(txn: Txn, job: Job, reason: str, now: float) -> Job:
 
 def _push_queue(txn: Txn, job: Job) -> None:
     txn.put(txn.dbs.queue, _queue_key(job), str(job.key).encode())
+
+
+def _job_by_key_key(key: KernelKey, toolchain: Toolchain | None) -> bytes:
+    """The bare key_id for a job without a requirement; with one, key_id + ':' + the sha256
+    of the toolchain, so the index key stays short whatever the toolchain strings hold."""
+    if toolchain is None:
+        return key.key_id.encode()
+    tag = hashlib.sha256(json.dumps([toolchain.triton_version, toolchain.backend]).encode()).hexdigest()
+    return f"{key.key_id}:{tag}".encode()
 
 
 def _queue_key(job: Job) -> bytes:

@@ -38,7 +38,12 @@ def add_artifact(txn: Txn, artifact: Artifact, now: float) -> Artifact:
     if existing is not None:
         return existing
     stored_artifact = replace(
-        artifact, artifact_id=artifact_id, state=ArtifactState.ACTIVE, retract_reason="", published_at=now
+        artifact,
+        artifact_id=artifact_id,
+        state=ArtifactState.ACTIVE,
+        retract_reason="",
+        published_at=now,
+        retracted_at=0.0,
     )
     _save(txn, stored_artifact)
     txn.put(txn.dbs.variants, _variant_key(artifact.key, artifact_id), b"")
@@ -62,14 +67,15 @@ def variants(txn: Txn, key: KernelKey) -> list[Artifact]:
     return sorted(found, key=lambda a: (a.published_at, a.artifact_id))
 
 
-def retract(txn: Txn, artifact_id: str, reason: str) -> Artifact:
-    """Quarantine an artifact: it stays listed but is never served. The first reason is kept."""
+def retract(txn: Txn, artifact_id: str, reason: str, now: float) -> Artifact:
+    """Quarantine an artifact: it stays listed but is never served. The first reason and
+    time are kept, so retracting again leaves the audit trail as it was."""
     if not reason:
         raise InvalidArgument("reason: say why the kernel is retracted")
     artifact = get_artifact(txn, artifact_id)
     if artifact.state is ArtifactState.RETRACTED:
         return artifact
-    retracted = replace(artifact, state=ArtifactState.RETRACTED, retract_reason=reason)
+    retracted = replace(artifact, state=ArtifactState.RETRACTED, retract_reason=reason, retracted_at=now)
     _save(txn, retracted)
     return retracted
 

@@ -23,6 +23,7 @@ from kreg.model import (
     Digest,
     Job,
     JobState,
+    Toolchain,
     TuningShape,
     WorkerInfo,
 )
@@ -132,10 +133,19 @@ class Store:
                 blobs.put_blob(txn, blob.data, blob.digest, max_bytes=self._max_blob_bytes)
             stored = kernels.add_artifact(txn, artifact, now)
             if job is not None:
-                job_key = jobs.get_job(txn, job.job_id).key
-                if job_key != artifact.key:
+                queued = jobs.get_job(txn, job.job_id)
+                if queued.key != artifact.key:
                     raise InvalidArgument(
-                        f"artifact.key {artifact.key} differs from job {job.job_id}'s key {job_key}"
+                        f"artifact.key {artifact.key} differs from job {job.job_id}'s key {queued.key}"
+                    )
+                # A job that requires a toolchain exists to produce a binary loadable under it.
+                if queued.toolchain is not None and (
+                    artifact.toolchain != queued.toolchain or not artifact.has_binaries
+                ):
+                    raise InvalidArgument(
+                        f"job {job.job_id} requires binaries for {queued.toolchain}; "
+                        f"the artifact has {'binaries' if artifact.has_binaries else 'no binaries'} "
+                        f"for {artifact.toolchain}"
                     )
                 jobs.complete(txn, job.job_id, job.lease_id, stored.artifact_id, job.candidates, now)
             return stored
@@ -149,9 +159,8 @@ class Store:
         return self._env.read(lambda txn: kernels.get_artifact(txn, artifact_id))
 
     def retract(self, artifact_id: str, reason: str, *, now: float) -> Artifact:
-        """`now` is accepted for symmetry with the other writes; Artifact records no retraction time."""
-        del now
-        return self._env.write(lambda txn: kernels.retract(txn, artifact_id, reason))
+        """Retract; `now` becomes the artifact's retracted_at (kept from the first retraction)."""
+        return self._env.write(lambda txn: kernels.retract(txn, artifact_id, reason, now))
 
     def list_artifacts(
         self,
@@ -178,14 +187,20 @@ class Store:
         priority: int = 0,
         tuning_shapes: Sequence[TuningShape] = (),
         force: bool = False,
+        toolchain: Toolchain | None = None,
         now: float,
     ) -> tuple[Job, bool]:
+        """Queue generation for `key`; with `toolchain`, a separate job that only a worker with
+        exactly that toolchain leases (see jobs.enqueue)."""
         return self._env.write(
-            lambda txn: jobs.enqueue(txn, key, priority, tuning_shapes, force, self._max_attempts, now)
+            lambda txn: jobs.enqueue(
+                txn, key, priority, tuning_shapes, force, self._max_attempts, now, toolchain
+            )
         )
 
-    def latest_job(self, key: KernelKey) -> Job | None:
-        return self._env.read(lambda txn: jobs.latest_job(txn, key))
+    def latest_job(self, key: KernelKey, toolchain: Toolchain | None = None) -> Job | None:
+        """The latest job for (key, toolchain); None = the job with no toolchain requirement."""
+        return self._env.read(lambda txn: jobs.latest_job(txn, key, toolchain))
 
     def get_job(self, job_id: str) -> Job:
         return self._env.read(lambda txn: jobs.get_job(txn, job_id))

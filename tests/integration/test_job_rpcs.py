@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from integration.factories import KEY, TRITON_36, WORKER, make_artifact
+from integration.factories import KEY, TRITON_36, TRITON_39, WORKER, make_artifact
 from kreg.client import Client
 from kreg.errors import FailedPrecondition, InvalidArgument, NotFound
 from kreg.model import (
@@ -174,3 +174,31 @@ def test_job_errors_have_their_codes(server) -> None:
             client.lease_job(WorkerInfo("w", ()), wait_s=0, lease_s=1)
         with pytest.raises(NotFound):
             client.renew_lease("no-such-job", "lease", lease_s=1)
+
+
+def test_a_job_requiring_a_toolchain_is_leased_only_by_a_worker_with_it(server) -> None:
+    worker_39 = WorkerInfo("worker-39", WORKER.capabilities, TRITON_39)
+    with client_for(server) as client:
+        [queued] = client.request_generation([KEY], toolchain=TRITON_39)
+        assert queued.toolchain == TRITON_39 and queued.state is JobState.QUEUED
+        assert client.lease_job(WORKER, wait_s=0.2, lease_s=30) is None  # WORKER runs triton 3.6.0
+        job = client.lease_job(worker_39, wait_s=1, lease_s=30)
+        assert job is not None and job.job_id == queued.job_id and job.toolchain == TRITON_39
+        client.complete_job(job.job_id, job.lease_id, *make_artifact(toolchain=TRITON_39))
+        assert client.request_generation([KEY], toolchain=TRITON_39) == []  # now served for 3.9.0
+        assert client.get_job(job.job_id)[0].toolchain == TRITON_39
+
+
+def test_request_generation_for_a_toolchain_queues_where_only_another_is_served(server) -> None:
+    source_only_key = KEY.with_model("hstu-ranker")
+    with client_for(server) as client:
+        client.publish(*make_artifact(toolchain=TRITON_36))
+        assert client.request_generation([KEY]) == []  # served, and not forced
+        jobs = client.request_generation([KEY], toolchain=TRITON_39)
+        assert len(jobs) == 1 and jobs[0].toolchain == TRITON_39 and jobs[0].state is JobState.QUEUED
+        assert client.request_generation([KEY], toolchain=TRITON_39)[0].job_id == jobs[0].job_id
+        assert client.request_generation([KEY], toolchain=TRITON_36) == []
+        # Source built with 3.9.0 is not a binary a 3.9.0 caller can load: still queued.
+        client.publish(*make_artifact(source_only_key, toolchain=TRITON_39, with_binary=False))
+        [job] = client.request_generation([source_only_key], toolchain=TRITON_39)
+        assert job.toolchain == TRITON_39

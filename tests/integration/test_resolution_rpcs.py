@@ -109,6 +109,16 @@ def test_retracted_kernel_stops_being_served_and_the_next_variant_takes_over(ser
     assert described[best_id].state is ArtifactState.RETRACTED and described[best_id].retract_reason
 
 
+def test_retract_records_the_retraction_time(server) -> None:
+    with client_for(server) as client:
+        stored = client.publish(*make_artifact())
+        retracted = client.retract(stored.artifact_id, "wrong results on ragged rows")
+        [described] = client.describe_kernel(KEY)
+    assert stored.retracted_at == 0.0
+    assert retracted.retracted_at >= stored.published_at > 0
+    assert described.retracted_at == retracted.retracted_at
+
+
 def test_manifest_answers_every_operator_in_one_call(server) -> None:
     artifact, blobs = make_artifact()
     other = OperatorSpec.parse("sigrid_hash@1{dtype=i64}")

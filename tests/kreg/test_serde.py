@@ -100,6 +100,7 @@ def test_unknown_fields_from_a_newer_writer_are_ignored(key: KernelKey) -> None:
         {"state": ArtifactState.ACTIVE},
         {"retract_reason": ""},
         {"published_at": 0.0},
+        {"retracted_at": 301.5},
         {"signature": None},
         {"signature": Signature("ed25519", "key-2", b"other")},
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kreg.errors import FailedPrecondition, InvalidArgument, NotFound
 from kreg.keys import KernelKey
-from kreg.model import CandidateRecord, CandidateStatus, Job, JobState, TuningShape, WorkerInfo
+from kreg.model import CandidateRecord, CandidateStatus, Job, JobState, Toolchain, TuningShape, WorkerInfo
 from store_helpers import KEY, T0, artifact, open_store, worker
 
 from registry.store import JobCompletion, Store
@@ -276,3 +277,58 @@ def test_stats_count_jobs_by_state(store: Store) -> None:
         store.enqueue(_key(i), now=T0)
     store.lease(H100, lease_seconds=LEASE_S, now=T0)
     assert store.stats().jobs_by_state == {"QUEUED": 2, "LEASED": 1, "SUCCEEDED": 0, "FAILED": 0}
+
+
+# ------------------------------------------------------------------ toolchain requirements
+
+TRITON_36 = Toolchain("3.6.0", "cuda")
+TRITON_39 = Toolchain("3.9.0", "cuda")
+
+
+def test_jobs_for_one_key_dedup_by_key_and_required_toolchain(store: Store) -> None:
+    any_tc, created_any = store.enqueue(KEY, now=T0)
+    tc36, created_36 = store.enqueue(KEY, toolchain=TRITON_36, now=T0 + 1)
+    tc39, created_39 = store.enqueue(KEY, toolchain=TRITON_39, now=T0 + 2)
+    assert created_any and created_36 and created_39
+    assert len({any_tc.job_id, tc36.job_id, tc39.job_id}) == 3, "each requirement is its own job"
+    assert (any_tc.toolchain, tc36.toolchain, tc39.toolchain) == (None, TRITON_36, TRITON_39)
+    merged, created = store.enqueue(KEY, priority=7, toolchain=TRITON_39, now=T0 + 3)
+    assert not created and merged.job_id == tc39.job_id and merged.priority == 7
+    assert store.get_job(any_tc.job_id).priority == 0, "merging touched only the same-toolchain job"
+    assert store.latest_job(KEY) == any_tc, "latest_job without a toolchain is the unrequired job"
+    assert store.latest_job(KEY, TRITON_39) == merged
+    assert store.latest_job(KEY, Toolchain("3.9.0", "hip")) is None
+
+
+def test_a_toolchain_job_is_leased_only_by_a_worker_with_exactly_that_toolchain(store: Store) -> None:
+    required, _ = store.enqueue(KEY, priority=9, toolchain=TRITON_39, now=T0)
+    plain, _ = store.enqueue(KEY, priority=1, now=T0 + 1)
+    no_toolchain = worker("nvidia/sm_90", worker_id="bare")
+    on_36 = replace(worker("nvidia/sm_90", worker_id="w36"), toolchain=TRITON_36)
+    on_39 = replace(worker("*/*", worker_id="w39"), toolchain=TRITON_39)
+    assert _lease(store, on_36, now=T0 + 2).job_id == plain.job_id, "skips the higher-priority 3.9 job"
+    assert store.lease(no_toolchain, lease_seconds=LEASE_S, now=T0 + 2) is None
+    assert store.lease(on_36, lease_seconds=LEASE_S, now=T0 + 2) is None
+    leased = _lease(store, on_39, now=T0 + 2)
+    assert leased.job_id == required.job_id and leased.toolchain == TRITON_39
+    assert store.lease(on_39, lease_seconds=LEASE_S, now=T0 + 2) is None, "the skipped job left the queue once"
+
+
+def test_a_served_toolchain_job_is_not_repeated_but_other_requirements_are_queued(store: Store) -> None:
+    job, _ = store.enqueue(KEY, toolchain=TRITON_39, now=T0)
+    on_39 = replace(H100, toolchain=TRITON_39)
+    leased = _lease(store, on_39, now=T0)
+    art, blobs = artifact()
+    store.publish(replace(art, toolchain=TRITON_39), blobs, now=T0 + 1, job=JobCompletion(job.job_id, leased.lease_id))
+    again, created = store.enqueue(KEY, toolchain=TRITON_39, now=T0 + 2)
+    assert not created and again.job_id == job.job_id and again.state is JobState.SUCCEEDED
+    plain, created = store.enqueue(KEY, now=T0 + 3)
+    assert created and plain.toolchain is None, "the unrequired job is tracked apart"
+    forced, created = store.enqueue(KEY, toolchain=TRITON_39, force=True, now=T0 + 4)
+    assert created and forced.job_id != job.job_id and store.latest_job(KEY, TRITON_39) == forced
+
+
+@pytest.mark.parametrize("toolchain", [Toolchain("", "cuda"), Toolchain("3.9.0", "")])
+def test_enqueue_rejects_an_incomplete_toolchain(store: Store, toolchain: Toolchain) -> None:
+    with pytest.raises(InvalidArgument, match="toolchain"):
+        store.enqueue(KEY, toolchain=toolchain, now=T0)

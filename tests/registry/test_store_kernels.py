@@ -85,6 +85,16 @@ def test_retract_keeps_the_variant_listed_and_republishing_does_not_revive_it(st
     assert store.retract(stored.artifact_id, "another reason", now=T0 + 3) == retracted
 
 
+
+def test_retract_records_when_and_a_second_retract_keeps_the_first_time(store: Store) -> None:
+    art, blobs = artifact()
+    stored = store.publish(art, blobs, now=T0)
+    assert stored.retracted_at == 0.0
+    retracted = store.retract(stored.artifact_id, "wrong results on ragged rows", now=T0 + 1)
+    assert retracted.retracted_at == T0 + 1 and store.get_artifact(stored.artifact_id) == retracted
+    assert store.retract(stored.artifact_id, "again", now=T0 + 5).retracted_at == T0 + 1
+
+
 def test_retract_needs_a_reason_and_an_existing_artifact(store: Store) -> None:
     art, blobs = artifact()
     stored = store.publish(art, blobs, now=T0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kreg.errors import DataLoss, FailedPrecondition, InvalidArgument
 from kreg.keys import KernelKey
-from kreg.model import BlobData, CandidateRecord, CandidateStatus, Digest, Job, JobState
+from kreg.model import BlobData, CandidateRecord, CandidateStatus, Digest, Job, JobState, Toolchain
 from store_helpers import KEY, T0, artifact, blob, open_store, worker
 
 from registry.store import JobCompletion, Store
@@ -83,6 +83,23 @@ def test_publish_for_a_job_of_another_key_fails(store: Store) -> None:
     with pytest.raises(InvalidArgument, match="differs from job"):
         store.publish(art, blobs, now=T0 + 1, job=JobCompletion(job.job_id, job.lease_id))
     assert store.get_job(job.job_id).state is JobState.LEASED
+
+
+
+def test_publish_for_a_toolchain_job_needs_binaries_of_that_toolchain(store: Store) -> None:
+    triton_39 = Toolchain("3.9.0", "cuda")
+    store.enqueue(KEY, toolchain=triton_39, now=T0)
+    job = store.lease(replace(worker("nvidia/sm_90"), toolchain=triton_39), lease_seconds=30.0, now=T0)
+    assert job is not None
+    art, blobs = artifact()  # built with triton 3.6.0
+    with pytest.raises(InvalidArgument, match="requires binaries for triton 3.9.0/cuda"):
+        store.publish(art, blobs, now=T0 + 1, job=JobCompletion(job.job_id, job.lease_id))
+    source_only = replace(art, toolchain=triton_39, kernels=(replace(art.kernels[0], binary=None),))
+    with pytest.raises(InvalidArgument, match="no binaries"):
+        store.publish(source_only, blobs[:1], now=T0 + 1, job=JobCompletion(job.job_id, job.lease_id))
+    assert _nothing_published(store, blobs)
+    store.publish(replace(art, toolchain=triton_39), blobs, now=T0 + 1, job=JobCompletion(job.job_id, job.lease_id))
+    assert store.get_job(job.job_id).state is JobState.SUCCEEDED
 
 
 def test_a_corrupt_blob_fails_the_whole_publish(store: Store) -> None:

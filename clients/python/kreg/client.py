@@ -33,6 +33,7 @@ from kreg.model import (
     Resolution,
     ResolutionKind,
     Runtime,
+    Toolchain,
     TuningShape,
     WorkerInfo,
 )
@@ -266,13 +267,22 @@ class Client:
         return cv.artifact_from_proto(self._call(self._stub.PublishKernel, request, read=False).artifact)
 
     def request_generation(
-        self, keys: Sequence[KernelKey], *, priority: int = 0, force: bool = False, tuning_shapes: Sequence[TuningShape] = ()
+        self,
+        keys: Sequence[KernelKey],
+        *,
+        priority: int = 0,
+        force: bool = False,
+        tuning_shapes: Sequence[TuningShape] = (),
+        toolchain: Toolchain | None = None,
     ) -> list[Job]:
+        """Queue generation; `toolchain` asks for binaries built by exactly that toolchain
+        (e.g. after a SOURCE resolution), leased only by workers that have it."""
         request = pb.RequestGenerationRequest(
             keys=[cv.key_to_proto(k) for k in keys],
             priority=priority,
             force=force,
             tuning_shapes=cv.tuning_shapes_to_proto(tuple(tuning_shapes)),
+            toolchain=cv.toolchain_to_proto(toolchain),
         )
         return [cv.job_from_proto(j) for j in self._call(self._stub.RequestGeneration, request, read=False).jobs]
 

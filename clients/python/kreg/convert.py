@@ -291,6 +291,7 @@ def artifact_to_proto(a: Artifact) -> pb.Artifact:
         state=enum_to_proto(a.state),
         retract_reason=a.retract_reason,
         published_at=timestamp_to_proto(a.published_at),
+        retracted_at=timestamp_to_proto(a.retracted_at),
     )
 
 
@@ -321,6 +322,7 @@ def artifact_from_proto(msg: pb.Artifact, field: str = "artifact") -> Artifact:
         state=enum_from_proto(ArtifactState, msg.state, f"{field}.state") if msg.state else ArtifactState.ACTIVE,
         retract_reason=msg.retract_reason,
         published_at=timestamp_from_proto(msg.published_at),
+        retracted_at=timestamp_from_proto(msg.retracted_at),
     )
 
 
@@ -377,6 +379,7 @@ def job_to_proto(j: Job) -> pb.Job:
         last_error=j.last_error,
         artifact_id=j.artifact_id,
         progress=j.progress,
+        toolchain=toolchain_to_proto(j.toolchain),
     )
 
 
@@ -397,6 +400,7 @@ def job_from_proto(msg: pb.Job) -> Job:
         last_error=msg.last_error,
         artifact_id=msg.artifact_id,
         progress=msg.progress,
+        toolchain=toolchain_from_proto(msg.toolchain) if msg.HasField("toolchain") else None,
     )
 
 

@@ -182,7 +182,7 @@ class Signature:
 class Artifact:
     """One variant of a key: its kernels plus the evidence behind them.
 
-    artifact_id, state, retract_reason and published_at are assigned by the registry.
+    artifact_id, state, retract_reason, published_at and retracted_at are assigned by the registry.
     """
 
     key: KernelKey
@@ -198,6 +198,7 @@ class Artifact:
     state: ArtifactState = ArtifactState.ACTIVE
     retract_reason: str = ""
     published_at: float = 0.0
+    retracted_at: float = 0.0
 
     @property
     def has_binaries(self) -> bool:
@@ -244,6 +245,11 @@ class WorkerInfo:
     def can_serve(self, key: KernelKey) -> bool:
         return any(c.matches(key) for c in self.capabilities)
 
+    def can_run(self, job: Job) -> bool:
+        """Whether this worker may lease `job`: it serves the key's (platform, arch) and, when
+        the job requires a toolchain, has exactly that one (a binary only loads under its own)."""
+        return self.can_serve(job.key) and (job.toolchain is None or job.toolchain == self.toolchain)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -262,6 +268,8 @@ class Job:
     last_error: str = ""
     artifact_id: str = ""
     progress: str = ""
+    # The toolchain the binary must be built with; None = any worker's toolchain will do.
+    toolchain: Toolchain | None = None
 
 
 @dataclass(frozen=True)

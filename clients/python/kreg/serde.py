@@ -83,8 +83,14 @@ def loads(tp: type[T], raw: bytes) -> T:
 
 def artifact_content_id(artifact: Artifact) -> str:
     """sha256 of an artifact's content: everything but the fields the registry assigns
-    (id, state, publish time) and the signature, which signs this content."""
+    (id, state, publish and retraction times) and the signature, which signs this content."""
     content = dataclasses.replace(
-        artifact, artifact_id="", state=ArtifactState.ACTIVE, retract_reason="", published_at=0.0, signature=None
+        artifact,
+        artifact_id="",
+        state=ArtifactState.ACTIVE,
+        retract_reason="",
+        published_at=0.0,
+        retracted_at=0.0,
+        signature=None,
     )
     return hashlib.sha256(dumps(content)).hexdigest()

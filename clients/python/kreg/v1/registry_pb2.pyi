@@ -276,7 +276,7 @@ class Signature(_message.Message):
     def __init__(self, algorithm: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class Artifact(_message.Message):
-    __slots__ = ("artifact_id", "key", "kernels", "target", "toolchain", "tier", "verdict", "measurements", "provenance", "signature", "state", "retract_reason", "published_at")
+    __slots__ = ("artifact_id", "key", "kernels", "target", "toolchain", "tier", "verdict", "measurements", "provenance", "signature", "state", "retract_reason", "published_at", "retracted_at")
     ARTIFACT_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     KERNELS_FIELD_NUMBER: _ClassVar[int]
@@ -290,6 +290,7 @@ class Artifact(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     RETRACT_REASON_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    RETRACTED_AT_FIELD_NUMBER: _ClassVar[int]
     artifact_id: str
     key: KernelKey
     kernels: _containers.RepeatedCompositeFieldContainer[KernelBinary]
@@ -303,7 +304,8 @@ class Artifact(_message.Message):
     state: ArtifactState
     retract_reason: str
     published_at: _timestamp_pb2.Timestamp
-    def __init__(self, artifact_id: _Optional[str] = ..., key: _Optional[_Union[KernelKey, _Mapping]] = ..., kernels: _Optional[_Iterable[_Union[KernelBinary, _Mapping]]] = ..., target: _Optional[_Union[Target, _Mapping]] = ..., toolchain: _Optional[_Union[Toolchain, _Mapping]] = ..., tier: _Optional[_Union[EvidenceTier, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., measurements: _Optional[_Union[Measurements, _Mapping]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., state: _Optional[_Union[ArtifactState, str]] = ..., retract_reason: _Optional[str] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    retracted_at: _timestamp_pb2.Timestamp
+    def __init__(self, artifact_id: _Optional[str] = ..., key: _Optional[_Union[KernelKey, _Mapping]] = ..., kernels: _Optional[_Iterable[_Union[KernelBinary, _Mapping]]] = ..., target: _Optional[_Union[Target, _Mapping]] = ..., toolchain: _Optional[_Union[Toolchain, _Mapping]] = ..., tier: _Optional[_Union[EvidenceTier, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., measurements: _Optional[_Union[Measurements, _Mapping]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., state: _Optional[_Union[ArtifactState, str]] = ..., retract_reason: _Optional[str] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retracted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class VariantDecision(_message.Message):
     __slots__ = ("artifact_id", "accepted", "reason")
@@ -332,7 +334,7 @@ class Resolution(_message.Message):
     def __init__(self, key: _Optional[_Union[KernelKey, _Mapping]] = ..., kind: _Optional[_Union[ResolutionKind, str]] = ..., artifact: _Optional[_Union[Artifact, _Mapping]] = ..., reason: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[VariantDecision, _Mapping]]] = ..., job_id: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "key", "state", "priority", "tuning_shapes", "attempts", "max_attempts", "worker_id", "lease_id", "lease_expires_at", "created_at", "updated_at", "last_error", "artifact_id", "progress")
+    __slots__ = ("job_id", "key", "state", "priority", "tuning_shapes", "attempts", "max_attempts", "worker_id", "lease_id", "lease_expires_at", "created_at", "updated_at", "last_error", "artifact_id", "progress", "toolchain")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -348,6 +350,7 @@ class Job(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    TOOLCHAIN_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     key: KernelKey
     state: JobState
@@ -363,7 +366,8 @@ class Job(_message.Message):
     last_error: str
     artifact_id: str
     progress: str
-    def __init__(self, job_id: _Optional[str] = ..., key: _Optional[_Union[KernelKey, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., priority: _Optional[int] = ..., tuning_shapes: _Optional[_Iterable[_Union[TuningShape, _Mapping]]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., worker_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., artifact_id: _Optional[str] = ..., progress: _Optional[str] = ...) -> None: ...
+    toolchain: Toolchain
+    def __init__(self, job_id: _Optional[str] = ..., key: _Optional[_Union[KernelKey, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., priority: _Optional[int] = ..., tuning_shapes: _Optional[_Iterable[_Union[TuningShape, _Mapping]]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., worker_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., artifact_id: _Optional[str] = ..., progress: _Optional[str] = ..., toolchain: _Optional[_Union[Toolchain, _Mapping]] = ...) -> None: ...
 
 class CandidateRecord(_message.Message):
     __slots__ = ("config", "status", "reason", "median_ms", "max_relative_error")
@@ -638,16 +642,18 @@ class PublishKernelResponse(_message.Message):
     def __init__(self, artifact: _Optional[_Union[Artifact, _Mapping]] = ...) -> None: ...
 
 class RequestGenerationRequest(_message.Message):
-    __slots__ = ("keys", "priority", "force", "tuning_shapes")
+    __slots__ = ("keys", "priority", "force", "tuning_shapes", "toolchain")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
     TUNING_SHAPES_FIELD_NUMBER: _ClassVar[int]
+    TOOLCHAIN_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedCompositeFieldContainer[KernelKey]
     priority: int
     force: bool
     tuning_shapes: _containers.RepeatedCompositeFieldContainer[TuningShape]
-    def __init__(self, keys: _Optional[_Iterable[_Union[KernelKey, _Mapping]]] = ..., priority: _Optional[int] = ..., force: _Optional[bool] = ..., tuning_shapes: _Optional[_Iterable[_Union[TuningShape, _Mapping]]] = ...) -> None: ...
+    toolchain: Toolchain
+    def __init__(self, keys: _Optional[_Iterable[_Union[KernelKey, _Mapping]]] = ..., priority: _Optional[int] = ..., force: _Optional[bool] = ..., tuning_shapes: _Optional[_Iterable[_Union[TuningShape, _Mapping]]] = ..., toolchain: _Optional[_Union[Toolchain, _Mapping]] = ...) -> None: ...
 
 class RequestGenerationResponse(_message.Message):
     __slots__ = ("jobs",)
