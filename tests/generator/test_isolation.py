@@ -10,7 +10,6 @@ import pytest
 from generator.isolation import ChildFailure, IsolatedRunner
 
 
-
 @pytest.fixture
 def runner():  # type: ignore[no-untyped-def]
     # The child imports the handler module by name: make its folder importable there too.
@@ -43,4 +42,6 @@ def test_segfault_is_a_crash_naming_the_signal(runner: IsolatedRunner) -> None:
 
 def test_exception_is_reported_with_its_message(runner: IsolatedRunner) -> None:
     failed = runner.run("raise", timeout_s=60)
-    assert isinstance(failed, ChildFailure) and failed.kind == "error" and "candidate exploded" in failed.message
+    assert (
+        isinstance(failed, ChildFailure) and failed.kind == "error" and "candidate exploded" in failed.message
+    )
