@@ -1,1 +1,3 @@
-"""Kernel generation workers (search, compile, verify, time, publish). Filled in by the generator issue."""
+"""Kernel generation workers: lease a job, search Triton candidates, verify, time, publish."""
+
+GENERATOR_VERSION = "0.1.0"

@@ -88,6 +88,10 @@ class IsolatedRunner:
             return ChildFailure("error", value)
         return value
 
+    def restart(self) -> None:
+        """Drop the child (e.g. after a CUDA error poisoned its context); the next task starts a fresh one."""
+        self._kill()
+
     def _kill(self) -> None:
         if self._proc is not None and self._proc.is_alive():
             os.kill(self._proc.pid, signal.SIGKILL)

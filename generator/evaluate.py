@@ -1,0 +1,362 @@
+"""Evaluating one candidate inside the isolated child: compile for the target, verify, time.
+
+Runs only in the evaluator child (generator.isolation), which is spawned with
+TRITON_INTERPRET=1 when the worker lacks the target hardware. Verification follows
+DESIGN.md §6: fresh random inputs per seed, every ragged edge case, outputs poisoned and
+fenced by canaries (an unwritten element or an out-of-bounds write fails), relative error
+against the reference, and a second run that must give bit-identical results. On the
+target device the binary that would be published is what gets verified and timed.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+
+from generator.compile import CompileError, CompiledBinary, compile_for_target, launch_params, load_compiled
+from generator.hardware import record_for
+from generator.operators import OPERATORS
+from generator.operators.base import Config, KernelLaunch, OperatorTemplate, compare, poison, run
+from kreg.model import CandidateStatus, LaunchParam, TuningShape
+
+if TYPE_CHECKING:
+    import torch
+
+GUARD_ELEMENTS = 1024
+INT32 = (-(2**31), 2**31 - 1)
+
+
+@dataclass(frozen=True)
+class CandidateTask:
+    op: str
+    params: Mapping[str, str]
+    config: Config
+    platform: str
+    arch: str
+    on_device: bool
+    # Triton compiles or interprets, one mode per process: off the target hardware a candidate
+    # is built in a compiling child and verified in an interpreting one; on it, one child
+    # does everything ("full").
+    stage: Literal["build", "verify", "full"] = "full"
+    seeds: tuple[int, ...] = (0, 1)
+    time_shapes: tuple[TuningShape, ...] = ()
+
+
+@dataclass(frozen=True)
+class PeerTask:
+    """Time the PyTorch reference eagerly and under torch.compile on the tuning shapes."""
+
+    op: str
+    params: Mapping[str, str]
+    shapes: tuple[TuningShape, ...]
+
+
+@dataclass(frozen=True)
+class BuiltKernel:
+    """One launch's kernel as it will be published: binary (None on targets Triton cannot
+    compile for) plus the runtime parameter list and the constexprs baked into it."""
+
+    entry_point: str
+    params: tuple[LaunchParam, ...]
+    constexprs: tuple[tuple[str, str], ...]
+    binary: CompiledBinary | None
+
+
+@dataclass(frozen=True)
+class ShapeTiming:
+    dims: Mapping[str, int]
+    median_ms: float
+    p20_ms: float
+    p80_ms: float
+
+
+@dataclass(frozen=True)
+class CandidateReport:
+    status: CandidateStatus
+    reason: str = ""
+    max_relative_error: float = 0.0
+    kernels: tuple[BuiltKernel, ...] = ()
+    timings: tuple[ShapeTiming, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class PeerTiming:
+    dims: Mapping[str, int]
+    eager_ms: float
+    compile_ms: float
+
+
+@dataclass(frozen=True)
+class ProbeTask:
+    """What accelerator this host has, and its measured copy bandwidth."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    platform: str
+    arch: str
+    name: str
+    copy_bytes_per_s: float  # a large device-to-device copy, bytes read + written
+
+
+def handle(task: CandidateTask | PeerTask | ProbeTask) -> CandidateReport | tuple[PeerTiming, ...] | DeviceInfo | None:
+    """The evaluator child's entry point (IsolatedRunner handler)."""
+    if isinstance(task, PeerTask):
+        return time_peers(task)
+    if isinstance(task, ProbeTask):
+        return probe()
+    return evaluate(task)
+
+
+def probe() -> DeviceInfo | None:
+    """The local GPU, or None. Probed in a child so the worker itself never holds a context."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    if torch.version.hip:
+        platform, arch = "amd", props.gcnArchName.split(":")[0]
+    else:
+        platform, arch = "nvidia", f"sm_{props.major}{props.minor}"
+    src = torch.empty(1 << 28, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    ms = _bench(lambda: dst.copy_(src))[0]
+    return DeviceInfo(platform, arch, props.name, 2 * src.numel() / (ms / 1e3))
+
+
+# ---------------------------------------------------------------- candidates
+
+
+def evaluate(task: CandidateTask) -> CandidateReport:
+    template = OPERATORS[task.op]
+    device = "cuda" if task.on_device else "cpu"
+    kernels: tuple[BuiltKernel, ...] = ()
+    if task.stage in ("build", "full"):
+        try:
+            kernels = build(template, task, device)
+        except CompileError as e:
+            return CandidateReport(e.status, e.message)
+        if task.stage == "build":
+            return CandidateReport(CandidateStatus.PASSED, "built", kernels=kernels)
+    launcher = _binary_launcher(kernels) if task.on_device else None
+    verdict = verify(template, task, device, launcher)
+    if verdict.status is not CandidateStatus.PASSED:
+        return replace(verdict, kernels=kernels)
+    timings = time_candidate(template, task, launcher) if task.on_device else ()
+    return CandidateReport(CandidateStatus.PASSED, "", verdict.max_relative_error, kernels, timings)
+
+
+def sample_launches(template: OperatorTemplate, task: CandidateTask, device: str) -> list[KernelLaunch]:
+    """Launches that fix each kernel's signature: on the device for the largest tuning shape,
+    elsewhere for the first edge case on the CPU (production shapes need not fit in memory
+    there). Int arguments get the width those inputs need; the loader refuses a launch whose
+    ints do not fit the published binary and JIT-compiles the source instead."""
+    dims = template.edge_cases(task.params)[0]
+    if task.on_device and task.time_shapes:
+        dims = max((s.dims for s in task.time_shapes), key=lambda d: template.bytes_moved(task.params, d))
+    inputs = template.make_inputs(task.params, dims, 0, device)
+    outputs = template.allocate_outputs(task.params, inputs)
+    return template.launches(task.params, task.config, inputs, outputs)
+
+
+def build(template: OperatorTemplate, task: CandidateTask, device: str) -> tuple[BuiltKernel, ...]:
+    record = record_for(task.platform, task.arch)
+    source = template.kernel_source
+    built: dict[str, BuiltKernel] = {}
+    for launch in sample_launches(template, task, device):
+        if launch.entry_point in built:
+            continue
+        constexprs = {**task.config.constexprs, **launch.constexprs}
+        signature = signature_for(source, launch.entry_point, launch.args, constexprs)
+        binary = None
+        if record.compile_target is not None:
+            binary = compile_for_target(
+                source, launch.entry_point, signature, constexprs, record, task.config.num_warps, task.config.num_stages
+            )
+        built[launch.entry_point] = BuiltKernel(
+            launch.entry_point, launch_params(signature), tuple((k, repr(v)) for k, v in constexprs.items()), binary
+        )
+    return tuple(built.values())
+
+
+def parameter_names(source: str, entry_point: str) -> list[str]:
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == entry_point:
+            return [a.arg for a in node.args.args]
+    raise CompileError("compile_error", f"no function {entry_point!r} in the kernel source")
+
+
+_TRITON_TYPES = {
+    "torch.float32": "fp32",
+    "torch.float16": "fp16",
+    "torch.bfloat16": "bf16",
+    "torch.float64": "fp64",
+    "torch.int64": "i64",
+    "torch.int32": "i32",
+    "torch.int16": "i16",
+    "torch.int8": "i8",
+    "torch.uint8": "u8",
+    "torch.bool": "i1",
+}
+
+
+def triton_type(arg: Any) -> str:
+    if hasattr(arg, "data_ptr"):
+        return "*" + _TRITON_TYPES[str(arg.dtype)]
+    if isinstance(arg, bool):
+        return "i1"
+    if isinstance(arg, int):
+        return "i32" if INT32[0] <= arg <= INT32[1] else "i64"
+    if isinstance(arg, float):
+        return "fp32"
+    raise TypeError(f"cannot pass {type(arg).__name__} to a kernel")
+
+
+def signature_for(source: str, entry_point: str, args: tuple[Any, ...], constexprs: Mapping[str, Any]) -> dict[str, str]:
+    """Every parameter of the entry point in order: "constexpr" for the fixed ones, the
+    Triton type of the matching runtime argument for the rest."""
+    names = parameter_names(source, entry_point)
+    runtime = [n for n in names if n not in constexprs]
+    if len(runtime) != len(args):
+        raise CompileError("compile_error", f"{entry_point}: {len(args)} runtime args for parameters {runtime}")
+    types = dict(zip(runtime, (triton_type(a) for a in args)))
+    return {n: "constexpr" if n in constexprs else types[n] for n in names}
+
+
+Launcher = Callable[[OperatorTemplate, Mapping[str, str], Config, Mapping[str, Any], Mapping[str, Any]], None]
+
+
+def _binary_launcher(kernels: tuple[BuiltKernel, ...]) -> Launcher:
+    """Launch through the compiled binaries, exactly as a serving host will."""
+    loaded = {
+        k.entry_point: load_compiled(k.binary.binary, k.binary.metadata_json, k.params) for k in kernels if k.binary is not None
+    }
+
+    def launch(template: OperatorTemplate, params: Mapping[str, str], config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+        for launch in template.launches(params, config, inputs, outputs):
+            if math.prod(launch.grid) == 0:
+                continue
+            grid = tuple(launch.grid) + (1,) * (3 - len(launch.grid))
+            loaded[launch.entry_point][grid](*launch.args)
+
+    return launch
+
+
+# ---------------------------------------------------------------- verification
+
+
+def _guarded_outputs(template: OperatorTemplate, params: Mapping[str, str], inputs: Mapping[str, Any]) -> tuple[dict[str, "torch.Tensor"], list[tuple[str, "torch.Tensor", "torch.Tensor"]]]:
+    """Outputs as views into larger buffers whose margins hold a canary: a write just past
+    either end of an output changes a canary and fails the candidate."""
+    import torch
+
+    outputs: dict[str, torch.Tensor] = {}
+    fences = []
+    for name, t in template.allocate_outputs(params, inputs).items():
+        buf = torch.empty(t.numel() + 2 * GUARD_ELEMENTS, dtype=t.dtype, device=t.device)
+        canary = torch.full((GUARD_ELEMENTS,), -7777 if not t.is_floating_point() else -7777.0, dtype=t.dtype, device=t.device)
+        buf[:GUARD_ELEMENTS] = canary
+        buf[-GUARD_ELEMENTS:] = canary
+        outputs[name] = buf[GUARD_ELEMENTS : GUARD_ELEMENTS + t.numel()].view(t.shape)
+        fences.append((name, buf, canary))
+    return outputs, fences
+
+
+def _fences_intact(fences: list[tuple[str, "torch.Tensor", "torch.Tensor"]]) -> str | None:
+    import torch
+
+    for name, buf, canary in fences:
+        if not (torch.equal(buf[:GUARD_ELEMENTS], canary) and torch.equal(buf[-GUARD_ELEMENTS:], canary)):
+            return f"wrote out of bounds of output {name!r}"
+    return None
+
+
+def _same(a: "torch.Tensor", b: "torch.Tensor") -> bool:
+    import torch
+
+    if a.is_floating_point():
+        return bool(torch.equal(torch.isnan(a), torch.isnan(b)) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0)))
+    return bool(torch.equal(a, b))
+
+
+def verification_cases(template: OperatorTemplate, task: CandidateTask) -> list[tuple[int, dict[str, int]]]:
+    """(seed, dims): every edge case under every seed; on the device also the tuning shapes."""
+    cases = [(seed, dict(dims)) for seed in task.seeds for dims in template.edge_cases(task.params)]
+    if task.on_device:
+        cases += [(task.seeds[0] + 100, dict(s.dims)) for s in task.time_shapes]
+    return cases
+
+
+def verify(template: OperatorTemplate, task: CandidateTask, device: str, launcher: Launcher | None) -> CandidateReport:
+    import torch
+
+    launch = launcher or run
+    worst = 0.0
+    for seed, dims in verification_cases(template, task):
+        inputs = template.make_inputs(task.params, dims, seed, device)
+        expected = template.reference(task.params, inputs)
+        results = []
+        for attempt in range(2):
+            outputs, fences = _guarded_outputs(template, task.params, inputs)
+            poison(outputs)
+            launch(template, task.params, task.config, inputs, outputs)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if (oob := _fences_intact(fences)) is not None:
+                return CandidateReport(CandidateStatus.WRONG_RESULT, f"{oob} (dims {dims}, seed {seed})")
+            results.append({k: v.clone() for k, v in outputs.items()})
+        for name, want in expected.items():
+            got = results[0][name]
+            rtol, atol = template.tolerance(want.dtype)
+            verdict = compare(got, want, rtol, atol)
+            worst = max(worst, verdict.max_relative_error)
+            if not verdict.ok:
+                what = f"{verdict.unwritten} elements never written" if verdict.unwritten else f"{verdict.mismatches} elements wrong"
+                return CandidateReport(
+                    CandidateStatus.WRONG_RESULT,
+                    f"output {name!r}: {what}, max rel err {verdict.max_relative_error:.3g} > {rtol:g} (dims {dims}, seed {seed})",
+                    verdict.max_relative_error,
+                )
+            if not _same(results[0][name], results[1][name]):
+                return CandidateReport(CandidateStatus.WRONG_RESULT, f"output {name!r} differs between two runs (dims {dims}): a race")
+    return CandidateReport(CandidateStatus.PASSED, "", worst)
+
+
+# ---------------------------------------------------------------- timing (target device only)
+
+
+def _bench(fn: Callable[[], object]) -> tuple[float, float, float]:
+    """(median, p20, p80) ms; do_bench warms up, flushes L2 between runs and times with events."""
+    from triton.testing import do_bench
+
+    median, p20, p80 = do_bench(fn, warmup=25, rep=100, quantiles=[0.5, 0.2, 0.8])
+    return float(median), float(p20), float(p80)
+
+
+def time_candidate(template: OperatorTemplate, task: CandidateTask, launcher: Launcher | None) -> tuple[ShapeTiming, ...]:
+    assert launcher is not None
+    timings = []
+    for shape in task.time_shapes:
+        inputs = template.make_inputs(task.params, shape.dims, 0, "cuda")
+        outputs = template.allocate_outputs(task.params, inputs)
+        median, p20, p80 = _bench(lambda: launcher(template, task.params, task.config, inputs, outputs))
+        timings.append(ShapeTiming(dict(shape.dims), median, p20, p80))
+    return tuple(timings)
+
+
+def time_peers(task: PeerTask) -> tuple[PeerTiming, ...]:
+    import torch
+
+    template = OPERATORS[task.op]
+    compiled = torch.compile(lambda inputs: template.reference(task.params, inputs), dynamic=False)
+    timings = []
+    for shape in task.shapes:
+        inputs = template.make_inputs(task.params, shape.dims, 0, "cuda")
+        eager = _bench(lambda: template.reference(task.params, inputs))[0]
+        compiled(inputs)  # compile outside the timed region
+        compiled(inputs)
+        timings.append(PeerTiming(dict(shape.dims), eager, _bench(lambda: compiled(inputs))[0]))
+    return tuple(timings)
