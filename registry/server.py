@@ -8,6 +8,7 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -98,15 +99,15 @@ async def start_server(config: ServerConfig) -> RunningServer:
     return RunningServer(server, port, registry, health_servicer, store, reaper)
 
 
-async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> None:
+async def serve(config: ServerConfig, on_ready: Callable[[RunningServer], None] | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain gracefully."""
     running = await start_server(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if ready is not None:
-        ready.set()
+    if on_ready is not None:
+        on_ready(running)
     await stop.wait()
     log.info("draining (grace %.1fs)", config.grace_s)
     await running.stop(config.grace_s)

@@ -139,7 +139,7 @@ def _free_port() -> int:
 def test_serve_drains_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kreg.cli", "serve", "--data", str(tmp_path / "d"), "--listen", f"127.0.0.1:{port}", "--grace", "2"],
+        [sys.executable, "-m", "kreg.cli", "serve", "--data", str(tmp_path / "d"), "--listen", f"127.0.0.1:{port}", "--grace", "2", "--workers", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

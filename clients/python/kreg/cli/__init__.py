@@ -54,7 +54,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default=DEFAULT_REGISTRY, help="HOST:PORT to listen on (default %(default)s)")
     p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
     p.add_argument("--grace", type=float, default=10.0, help="seconds to drain calls on SIGTERM (default %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="embedded local workers to start (0: none; default %(default)s)")
     p.set_defaults(func=_handler("serve", "run"))
+
+    p = sub.add_parser("worker", help="run a generation worker against a registry")
+    p.add_argument(
+        "--serve", action="append", default=[], metavar="PLATFORM/ARCH",
+        help="targets to lease jobs for (repeatable; '*' matches any; default: the local GPU, or every target on a CPU host)",
+    )
+    p.add_argument("--lease", type=float, default=60.0, help="lease length in seconds, renewed every third (default %(default)s)")
+    p.add_argument("--no-device", action="store_true", help="never use a local GPU: verify in the interpreter only")
+    p.add_argument("--quiet", action="store_true", help="log warnings only")
+    p.set_defaults(func=_handler("worker", "run"))
+
+    p = sub.add_parser("demo", help="an embedded registry + worker, playing a serving host asking for a model's kernels")
+    p.add_argument("--data", help="data directory (default: a temporary one)")
+    p.add_argument("--model", default="dlrm-v2", help="model profile (default %(default)s)")
+    p.add_argument(
+        "--target", action="append", default=[], metavar="PLATFORM/ARCH",
+        help="serving-host targets (repeatable; default nvidia/sm_90 and amd/gfx942)",
+    )
+    p.add_argument("--wait", type=float, default=900.0, help="seconds to wait for the kernels (default %(default)s)")
+    p.set_defaults(func=_handler("demo", "run"))
 
     p = sub.add_parser("get", help="resolve one kernel key")
     p.add_argument("key", help="platform/arch/model/operator@version{params}")

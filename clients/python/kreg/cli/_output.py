@@ -65,7 +65,7 @@ ARTIFACT_HEADERS = ("key", "tier", "state", "toolchain", "latency", "artifact")
 
 
 def job_row(j: Job) -> list[object]:
-    return [j.job_id[:12], str(j.key), j.state.name.lower(), f"{j.attempts}/{j.max_attempts}", j.worker_id or "-", j.progress or j.last_error or ""]
+    return [j.job_id, str(j.key), j.state.name.lower(), f"{j.attempts}/{j.max_attempts}", j.worker_id or "-", j.progress or j.last_error or ""]
 
 
 JOB_HEADERS = ("job", "key", "state", "attempts", "worker", "progress / last error")

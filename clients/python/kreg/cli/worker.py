@@ -1,0 +1,29 @@
+"""`kreg worker`: a standalone generation worker (imports `generator` only here)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+
+def parse_capability(text: str) -> tuple[str, str]:
+    platform, sep, arch = text.partition("/")
+    if not sep or not platform or not arch:
+        raise ValueError(f"--serve: want PLATFORM/ARCH ('*' matches any), got {text!r}")
+    return platform, arch
+
+
+def run(args: argparse.Namespace) -> int:
+    from generator.worker import WorkerConfig, run_worker
+    from kreg.model import Capability
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    capabilities = tuple(Capability(*parse_capability(s)) for s in args.serve)
+    config = WorkerConfig(registry=args.registry, capabilities=capabilities, lease_s=args.lease, use_device=not args.no_device)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run_worker(config, stop)
+    return 0

@@ -1,0 +1,27 @@
+"""Model profiles: the kernel keys each model needs, in one declarative place.
+
+A serving host of model M on (platform, arch) asks for exactly these operators; `kreg demo`
+and `kreg manifest --model` read them from here.
+"""
+
+from __future__ import annotations
+
+from kreg.keys import OperatorSpec
+
+PROFILES: dict[str, tuple[OperatorSpec, ...]] = {
+    # MLPerf DLRM-DCNv2: hashed ids, pooled embeddings, the dot interaction (OPERATORS.md).
+    "dlrm-v2": (
+        OperatorSpec.parse("sigrid_hash@1{dtype=int64}"),
+        OperatorSpec.parse("jagged_sum@1{D=128,dtype=fp32}"),
+        OperatorSpec.parse("dlrm_dot_interaction@1{D=128,F=26,dtype=bf16}"),
+    ),
+    # HSTU ranker: attention over jagged user histories (the rest of its suite comes with issue 4).
+    "hstu-ranker": (OperatorSpec.parse("jagged_softmax@1{D=128,dtype=bf16}"),),
+}
+
+
+def profile(model: str) -> tuple[OperatorSpec, ...]:
+    try:
+        return PROFILES[model]
+    except KeyError:
+        raise ValueError(f"no profile for model {model!r}; known: {', '.join(sorted(PROFILES))}") from None
