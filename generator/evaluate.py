@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 from generator.compile import CompileError, CompiledBinary, compile_for_target, launch_params, load_compiled
 from generator.hardware import record_for
-from generator.operators import OPERATORS
+from generator.operators import load_template
 from generator.operators.base import Config, KernelLaunch, OperatorTemplate, compare, poison, run
 from kreg.model import CandidateStatus, LaunchParam, TuningShape
 
@@ -30,7 +30,7 @@ INT32 = (-(2**31), 2**31 - 1)
 
 @dataclass(frozen=True)
 class CandidateTask:
-    op: str
+    template_module: str  # dotted path of the module holding the operator's TEMPLATE
     params: Mapping[str, str]
     config: Config
     platform: str
@@ -48,7 +48,7 @@ class CandidateTask:
 class PeerTask:
     """Time the PyTorch reference eagerly and under torch.compile on the tuning shapes."""
 
-    op: str
+    template_module: str
     params: Mapping[str, str]
     shapes: tuple[TuningShape, ...]
 
@@ -131,7 +131,7 @@ def probe() -> DeviceInfo | None:
 
 
 def evaluate(task: CandidateTask) -> CandidateReport:
-    template = OPERATORS[task.op]
+    template = load_template(task.template_module)
     device = "cuda" if task.on_device else "cpu"
     kernels: tuple[BuiltKernel, ...] = ()
     if task.stage in ("build", "full"):
@@ -350,7 +350,7 @@ def time_candidate(template: OperatorTemplate, task: CandidateTask, launcher: La
 def time_peers(task: PeerTask) -> tuple[PeerTiming, ...]:
     import torch
 
-    template = OPERATORS[task.op]
+    template = load_template(task.template_module)
     compiled = torch.compile(lambda inputs: template.reference(task.params, inputs), dynamic=False)
     timings = []
     for shape in task.shapes:

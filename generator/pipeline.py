@@ -16,7 +16,7 @@ from generator import GENERATOR_VERSION
 from generator.evaluate import BuiltKernel, CandidateReport, CandidateTask, DeviceInfo, PeerTask, PeerTiming
 from generator.evaluators import Evaluators
 from generator.hardware import HardwareRecord, record_for
-from generator.operators import OPERATORS
+from generator.operators import OPERATORS, load_template, template_module
 from generator.operators.base import Config, OperatorTemplate
 from generator.prune import prune
 from generator.search import Outcome, SearchBudget, Trial, search
@@ -49,6 +49,8 @@ class GenerationSettings:
     interpreted_budget: SearchBudget = field(default_factory=lambda: SearchBudget(max_candidates=3, max_seconds=300, draft=1, plateau=0))
     candidate_timeout_s: float = 300.0
     seeds: tuple[int, ...] = (0, 1)
+    # Modules with a TEMPLATE to use besides the built-ins (a team's own operators).
+    extra_operators: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ def generate(
 ) -> Generated:
     key = job.key
     started = time.time()
-    template = OPERATORS.get(key.operator.name)
+    module = template_module(key.operator.name, settings.extra_operators)
+    template = load_template(module) if module is not None else None
     if template is None or template.version != key.operator.version:
         known = ", ".join(f"{t.name}@{t.version}" for t in OPERATORS.values())
         return Generated(None, (), (), f"no template for {key.operator.name}@{key.operator.version} (known: {known})")
@@ -110,7 +113,7 @@ def generate(
 
     def evaluate(config: Config) -> Outcome:
         task = CandidateTask(
-            key.operator.name, params, config, key.platform, key.arch, on_device, seeds=settings.seeds, time_shapes=shapes if on_device else ()
+            module, params, config, key.platform, key.arch, on_device, seeds=settings.seeds, time_shapes=shapes if on_device else ()
         )
         report = evaluators.evaluate(task, settings.candidate_timeout_s)
         reports[config] = report
@@ -124,14 +127,14 @@ def generate(
         progress(f"candidate {n} ({trial.phase}) {trial.config}: {score}")
 
     budget = settings.tuned_budget if on_device else settings.interpreted_budget
-    result = search(kept, evaluate, _neighbors(kept), budget, seed=hash(key.key_id) & 0xFFFF, on_trial=on_trial)
+    result = search(kept, evaluate, _neighbors(kept), budget, seed=int(key.key_id[:8], 16), on_trial=on_trial)
     log += [_record(t.config, reports[t.config], shapes) for t in result.trials]
     if result.best is None:
         failures = sorted({r.status.name.lower() for r in reports.values()})
         return Generated(None, (), tuple(log), f"no candidate passed ({', '.join(failures) or 'none evaluated'}; {result.stop_reason})")
 
     best = reports[result.best.config]
-    peers: tuple[PeerTiming, ...] = evaluators.time_peers(PeerTask(key.operator.name, params, shapes)) if on_device else ()
+    peers: tuple[PeerTiming, ...] = evaluators.time_peers(PeerTask(module, params, shapes)) if on_device else ()
     artifact, blobs = package(
         job, template, record, result.best.config, best, peers, shapes, device if on_device else None,
         Provenance(
