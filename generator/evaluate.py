@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
-from generator.compile import CompileError, CompiledBinary, compile_for_target, launch_params, load_compiled
+from kreg.loader import load_compiled
+from kreg.model import CandidateStatus, LaunchParam, TuningShape
+
+from generator.compile import CompiledBinary, CompileError, compile_for_target, launch_params
 from generator.hardware import record_for
 from generator.operators import load_template
 from generator.operators.base import Config, KernelLaunch, OperatorTemplate, compare, poison, run
-from kreg.model import CandidateStatus, LaunchParam, TuningShape
 
 if TYPE_CHECKING:
     import torch
@@ -248,7 +251,7 @@ def _binary_launcher(kernels: tuple[BuiltKernel, ...]) -> Launcher:
 # ---------------------------------------------------------------- verification
 
 
-def _guarded_outputs(template: OperatorTemplate, params: Mapping[str, str], inputs: Mapping[str, Any]) -> tuple[dict[str, "torch.Tensor"], list[tuple[str, "torch.Tensor", "torch.Tensor"]]]:
+def _guarded_outputs(template: OperatorTemplate, params: Mapping[str, str], inputs: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], list[tuple[str, torch.Tensor, torch.Tensor]]]:
     """Outputs as views into larger buffers whose margins hold a canary: a write just past
     either end of an output changes a canary and fails the candidate."""
     import torch
@@ -265,7 +268,7 @@ def _guarded_outputs(template: OperatorTemplate, params: Mapping[str, str], inpu
     return outputs, fences
 
 
-def _fences_intact(fences: list[tuple[str, "torch.Tensor", "torch.Tensor"]]) -> str | None:
+def _fences_intact(fences: list[tuple[str, torch.Tensor, torch.Tensor]]) -> str | None:
     import torch
 
     for name, buf, canary in fences:
@@ -274,7 +277,7 @@ def _fences_intact(fences: list[tuple[str, "torch.Tensor", "torch.Tensor"]]) -> 
     return None
 
 
-def _same(a: "torch.Tensor", b: "torch.Tensor") -> bool:
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     import torch
 
     if a.is_floating_point():

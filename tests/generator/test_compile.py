@@ -14,14 +14,8 @@ from pathlib import Path
 import pytest
 from kreg.model import CandidateStatus, LaunchParam
 
-from generator.compile import (
-    CompileError,
-    LoadError,
-    compile_for_target,
-    launch_params,
-    load_compiled,
-    unpack_compiled,
-)
+from generator.compile import CompileError, compile_for_target, launch_params
+from kreg.loader import LoadError, load_compiled, unpack_compiled
 from generator.hardware import RECORDS, HardwareRecord
 
 KERNELS = '''"""Row sum and masked vector add: a reduction (shared memory) and a plain elementwise kernel."""
