@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerThread, start_test_server
+from conftest import start_test_server
+from registry.embedded import EmbeddedRegistry
 from integration.factories import KEY, TRITON_36, make_artifact
 from kreg.client import AsyncClient, Client, start_manifest
 from kreg.errors import Unavailable, DeadlineExceeded
@@ -28,9 +29,9 @@ def _free_port() -> int:
 
 def test_reads_retry_unavailable_until_the_server_comes_up(tmp_path: Path) -> None:
     port = _free_port()
-    started: list[ServerThread] = []
+    started: list[EmbeddedRegistry] = []
     starter = threading.Timer(
-        0.5, lambda: started.append(ServerThread(ServerConfig(data_dir=tmp_path / "d", listen=f"127.0.0.1:{port}")))
+        0.5, lambda: started.append(EmbeddedRegistry(ServerConfig(data_dir=tmp_path / "d", listen=f"127.0.0.1:{port}")))
     )
     starter.start()
     try:

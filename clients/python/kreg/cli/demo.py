@@ -9,9 +9,7 @@ interpreter); on a GPU host the local arch's end TUNED.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -24,25 +22,6 @@ from kreg.model import Resolution
 from kreg.profiles import profile
 
 DEFAULT_TARGETS = ("nvidia/sm_90", "amd/gfx942")
-
-
-class _EmbeddedRegistry:
-    """The registry on a loopback port, in a thread with its own event loop."""
-
-    def __init__(self, data_dir: Path) -> None:
-        from registry.server import ServerConfig, start_server
-
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="registry", daemon=True)
-        self._thread.start()
-        config = ServerConfig(data_dir=data_dir, listen="127.0.0.1:0")
-        self.running = asyncio.run_coroutine_threadsafe(start_server(config), self._loop).result(timeout=60)
-        self.address = f"127.0.0.1:{self.running.port}"
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.running.stop(2.0), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
 
 
 def _row(r: Resolution) -> list[object]:
@@ -64,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     operators = profile(args.model)
     with tempfile.TemporaryDirectory(prefix="kreg-demo-") as tmp:
         data = Path(args.data) if args.data else Path(tmp) / "registry"
-        registry = _EmbeddedRegistry(data)
+        from registry.embedded import EmbeddedRegistry
+        from registry.server import ServerConfig
+
+        registry = EmbeddedRegistry(ServerConfig(data_dir=data, listen="127.0.0.1:0"))
         workers = start_workers(1, registry.address, quiet=True)
         progress(f"registry on {registry.address} (data in {data}); 1 local worker")
         try:
