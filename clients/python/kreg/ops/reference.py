@@ -1,0 +1,155 @@
+"""Exact PyTorch references: the correctness oracle for generated kernels and the fallback
+when no kernel is served.
+
+Semantics follow the public sources named in OPERATORS.md (fbgemm, TorchRec, Velox/TorchArrow,
+Folly). Float ops compute in float32 (float64 when given float64) and cast back to the input
+dtype once, the way the kernels do. Everything is vectorised (segment ids from
+`repeat_interleave`, `index_add_`, `scatter_reduce`): no Python loop over rows, so a reference
+is usable as a baseline at production shapes.
+
+Jagged preconditions (not checked, since checking values would force a device sync on every
+call): `offsets` is non-decreasing, `offsets[0] == 0` and `offsets[-1] == values.shape[0]`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["dlrm_dot_interaction", "jagged_softmax", "jagged_sum", "sigrid_hash"]
+
+
+def _accumulator(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _check_jagged(values: torch.Tensor, offsets: torch.Tensor) -> None:
+    if values.dim() != 2:
+        raise ValueError(f"values must be [L, D], got shape {tuple(values.shape)}")
+    if offsets.dim() != 1 or offsets.numel() < 1:
+        raise ValueError(f"offsets must be [B+1] with B >= 0, got shape {tuple(offsets.shape)}")
+    if offsets.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"offsets must be int32 or int64, got {offsets.dtype}")
+    if not values.is_floating_point():
+        raise TypeError(f"values must be floating point, got {values.dtype}")
+
+
+def _row_ids(offsets: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row index of every item [L], row lengths [B]), both int64."""
+    offsets = offsets.long()
+    lengths = offsets[1:] - offsets[:-1]
+    rows = torch.arange(lengths.numel(), device=offsets.device)
+    return torch.repeat_interleave(rows, lengths, output_size=total), lengths
+
+
+def jagged_sum(values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False) -> torch.Tensor:
+    """out[b] = sum(values[offsets[b]:offsets[b+1]]), [B, D]; the mean when `mean`.
+
+    An empty row gives 0, also for the mean (fbgemm's segment_sum_csr and TorchRec's pooling
+    produce 0 there, never NaN).
+    """
+    _check_jagged(values, offsets)
+    acc = _accumulator(values.dtype)
+    total, width = values.shape
+    rows, lengths = _row_ids(offsets, total)
+    out = torch.zeros(lengths.numel(), width, dtype=acc, device=values.device)
+    out.index_add_(0, rows, values.to(acc))
+    if mean:
+        out /= lengths.clamp(min=1).to(acc)[:, None]
+    return out.to(values.dtype)
+
+
+def jagged_softmax(values: torch.Tensor, offsets: torch.Tensor, *, max_len: int) -> torch.Tensor:
+    """Softmax over each row's items, per column, on the first `max_len` items of the row.
+
+    Output has the shape of `values`. Items at position >= max_len within their row are 0:
+    fbgemm's jagged_softmax leaves them unwritten (its output is `empty_like`), which no
+    verifier can compare, so we define them as 0 (excluded from the softmax, written as 0).
+    """
+    _check_jagged(values, offsets)
+    if max_len < 0:
+        raise ValueError(f"max_len must be >= 0, got {max_len}")
+    acc = _accumulator(values.dtype)
+    total, width = values.shape
+    rows, lengths = _row_ids(offsets, total)
+    num_rows = lengths.numel()
+    position = torch.arange(total, device=values.device) - offsets.long()[:-1][rows]
+    kept = (position < max_len)[:, None]
+    x = values.to(acc)
+    index = rows[:, None].expand(total, width)
+    row_max = torch.full((num_rows, width), float("-inf"), dtype=acc, device=values.device)
+    row_max.scatter_reduce_(0, index, x.masked_fill(~kept, float("-inf")), "amax", include_self=True)
+    # torch.where, not a product: rows with nothing kept have max -inf and exp(nan) there.
+    e = torch.where(kept, torch.exp(x - row_max[rows]), torch.zeros((), dtype=acc, device=values.device))
+    sums = torch.zeros(num_rows, width, dtype=acc, device=values.device).index_add_(0, rows, e)
+    out = torch.where(kept, e / sums[rows], torch.zeros((), dtype=acc, device=values.device))
+    return out.to(values.dtype)
+
+
+def dlrm_dot_interaction(dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+    """TorchRec's InteractionArch: T = cat(dense[:, None], sparse) [B, F+1, D], Z = T Tᵀ,
+    out = cat(dense, Z[:, triu(F+1, offset=1)]) of width D + (F+1)F/2, pairs in the order of
+    torch.triu_indices(F+1, F+1, 1) (row-major over the strict upper triangle)."""
+    if dense.dim() != 2 or sparse.dim() != 3:
+        raise ValueError(
+            f"want dense [B, D] and sparse [B, F, D], got {tuple(dense.shape)}, {tuple(sparse.shape)}"
+        )
+    batch, width = dense.shape
+    if sparse.shape[0] != batch or sparse.shape[2] != width:
+        raise ValueError(f"sparse {tuple(sparse.shape)} does not match dense {tuple(dense.shape)}")
+    if sparse.dtype != dense.dtype:
+        raise TypeError(f"dense is {dense.dtype} but sparse is {sparse.dtype}")
+    acc = _accumulator(dense.dtype)
+    features = sparse.shape[1]
+    t = torch.cat([dense[:, None, :], sparse], dim=1).to(acc)
+    z = torch.bmm(t, t.transpose(1, 2))
+    i, j = torch.triu_indices(features + 1, features + 1, offset=1, device=dense.device)
+    return torch.cat([dense.to(acc), z[:, i, j]], dim=1).to(dense.dtype)
+
+
+# Folly's hash_128_to_64 multiplier, as the int64 with the same bits.
+_KMUL = 0x9DDFEA08EB382D69 - (1 << 64)
+
+
+def _lshr(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """Logical right shift of int64 bits (torch's >> on int64 is arithmetic)."""
+    return (x >> shift) & ((1 << (64 - shift)) - 1)
+
+
+def _twang_mix64(k: torch.Tensor) -> torch.Tensor:
+    k = ~k + (k << 21)
+    k = k ^ _lshr(k, 24)
+    k = k + (k << 3) + (k << 8)
+    k = k ^ _lshr(k, 14)
+    k = k + (k << 2) + (k << 4)
+    k = k ^ _lshr(k, 28)
+    return k + (k << 31)
+
+
+def _hash_128_to_64(upper: int, lower: torch.Tensor) -> torch.Tensor:
+    # `upper` stays a Python int: no host-to-device copy, so the reference can be graph-captured.
+    a = (lower ^ upper) * _KMUL
+    a = a ^ _lshr(a, 47)
+    b = (a ^ upper) * _KMUL
+    b = b ^ _lshr(b, 47)
+    return b * _KMUL
+
+
+def sigrid_hash(ids: torch.Tensor, *, salt: int, modulus: int) -> torch.Tensor:
+    """Velox/TorchArrow sigrid_hash: floormod(hash_128_to_64(salt, twang_mix64(id)), modulus).
+
+    Arithmetic is uint64 (Folly), emulated on int64: add and multiply wrap identically, right
+    shifts are made logical by masking. The hash is read back as int64 and reduced with a floor
+    modulus (the result is in [0, modulus)). modulus == 1 gives 0; modulus <= 0 gives the raw
+    int64 hash, as Velox does. int32 ids are sign-extended first, as C++ does.
+    """
+    if ids.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"ids must be int32 or int64, got {ids.dtype}")
+    for name, value in (("salt", salt), ("modulus", modulus)):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f"{name}={value} does not fit int64")
+    if modulus == 1:
+        return torch.zeros(ids.shape, dtype=torch.int64, device=ids.device)
+    hashed = _hash_128_to_64(salt, _twang_mix64(ids.to(torch.int64)))
+    if modulus > 1:
+        return torch.remainder(hashed, modulus)
+    return hashed

@@ -1,0 +1,41 @@
+"""The operator templates, by name: a plain dict, so what exists is one grep away.
+
+Each entry's module documents its key params, dims, inputs and outputs; base.py documents
+the template fields and `run`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Sequence
+
+from generator.operators import dlrm_dot_interaction, jagged_softmax, jagged_sum, sigrid_hash
+from generator.operators.base import OperatorTemplate
+
+OPERATORS: dict[str, OperatorTemplate] = {
+    "sigrid_hash": sigrid_hash.TEMPLATE,
+    "jagged_sum": jagged_sum.TEMPLATE,
+    "jagged_softmax": jagged_softmax.TEMPLATE,
+    "dlrm_dot_interaction": dlrm_dot_interaction.TEMPLATE,
+}
+
+
+
+def template_module(name: str, extra_modules: Sequence[str] = ()) -> str | None:
+    """The dotted path of the module whose TEMPLATE serves operator `name`: modules named by
+    the worker's settings (a team's own operators, test operators) first, then the built-ins.
+    A path, not the template: evaluator children import the template themselves."""
+    for module in extra_modules:
+        if load_template(module).name == name:
+            return module
+    return f"{__name__}.{name}" if name in OPERATORS else None
+
+
+def load_template(module: str) -> OperatorTemplate:
+    template = getattr(importlib.import_module(module), "TEMPLATE", None)
+    if not isinstance(template, OperatorTemplate):
+        raise ValueError(f"module {module!r} has no TEMPLATE of type OperatorTemplate")
+    return template
+
+
+__all__ = ["OPERATORS", "OperatorTemplate", "load_template", "template_module"]
