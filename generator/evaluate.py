@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -153,36 +154,50 @@ def evaluate(task: CandidateTask) -> CandidateReport:
 
 
 def sample_launches(template: OperatorTemplate, task: CandidateTask, device: str) -> list[KernelLaunch]:
-    """Launches that fix each kernel's signature: on the device for the largest tuning shape,
-    elsewhere for the first edge case on the CPU (production shapes need not fit in memory
-    there). Int arguments get the width those inputs need; the loader refuses a launch whose
-    ints do not fit the published binary and JIT-compiles the source instead."""
-    dims = template.edge_cases(task.params)[0]
+    """Launches for every edge case and, on the device, the largest tuning shape: together
+    they fix each kernel's signature (see `build`)."""
+    samples = [dict(d) for d in template.edge_cases(task.params)]
     if task.on_device and task.time_shapes:
-        dims = max((s.dims for s in task.time_shapes), key=lambda d: template.bytes_moved(task.params, d))
-    inputs = template.make_inputs(task.params, dims, 0, device)
-    outputs = template.allocate_outputs(task.params, inputs)
-    return template.launches(task.params, task.config, inputs, outputs)
+        samples.append(dict(max((s.dims for s in task.time_shapes), key=lambda d: template.bytes_moved(task.params, d))))
+    launches = []
+    for dims in samples:
+        inputs = inputs_for(task, template, dims, 0, device)
+        launches += template.launches(task.params, task.config, inputs, template.allocate_outputs(task.params, inputs))
+    return launches
 
 
 def build(template: OperatorTemplate, task: CandidateTask, device: str) -> tuple[BuiltKernel, ...]:
+    """Compile each entry point once for the target. An int parameter is typed i64 when any
+    sample needs it, else i32 (what Triton's JIT would pick); the loader refuses a launch
+    whose ints do not fit the published types and JIT-compiles the source instead."""
     record = record_for(task.platform, task.arch)
     source = template.kernel_source
-    built: dict[str, BuiltKernel] = {}
+    signatures: dict[str, dict[str, str]] = {}
+    constexprs_of: dict[str, dict[str, Any]] = {}
     for launch in sample_launches(template, task, device):
-        if launch.entry_point in built:
-            continue
         constexprs = {**task.config.constexprs, **launch.constexprs}
         signature = signature_for(source, launch.entry_point, launch.args, constexprs)
+        seen = signatures.setdefault(launch.entry_point, signature)
+        for name, ty in signature.items():
+            if seen[name] != ty:
+                seen[name] = _wider(seen[name], ty, f"{launch.entry_point}.{name}")
+        constexprs_of.setdefault(launch.entry_point, constexprs)
+    built = []
+    for entry_point, signature in signatures.items():
+        constexprs = constexprs_of[entry_point]
         binary = None
         if record.compile_target is not None:
             binary = compile_for_target(
-                source, launch.entry_point, signature, constexprs, record, task.config.num_warps, task.config.num_stages
+                source, entry_point, signature, constexprs, record, task.config.num_warps, task.config.num_stages
             )
-        built[launch.entry_point] = BuiltKernel(
-            launch.entry_point, launch_params(signature), tuple((k, repr(v)) for k, v in constexprs.items()), binary
-        )
-    return tuple(built.values())
+        built.append(BuiltKernel(entry_point, launch_params(signature), tuple((k, repr(v)) for k, v in constexprs.items()), binary))
+    return tuple(built)
+
+
+def _wider(a: str, b: str, where: str) -> str:
+    if {a, b} == {"i32", "i64"}:
+        return "i64"
+    raise CompileError("compile_error", f"{where} is {a} in one sample and {b} in another")
 
 
 def parameter_names(source: str, entry_point: str) -> list[str]:
@@ -286,11 +301,31 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def verification_cases(template: OperatorTemplate, task: CandidateTask) -> list[tuple[int, dict[str, int]]]:
-    """(seed, dims): every edge case under every seed; on the device also the tuning shapes."""
+    """(seed, dims): every edge case under every seed; on the device also the first tuning
+    shape, at production size."""
     cases = [(seed, dict(dims)) for seed in task.seeds for dims in template.edge_cases(task.params)]
-    if task.on_device:
-        cases += [(task.seeds[0] + 100, dict(s.dims)) for s in task.time_shapes]
+    if task.on_device and task.time_shapes:
+        cases.append((task.seeds[0] + 100, dict(task.time_shapes[0].dims)))
     return cases
+
+
+_INPUTS: OrderedDict[tuple[object, ...], dict[str, Any]] = OrderedDict()
+_INPUTS_KEPT = 6
+
+
+def inputs_for(task: CandidateTask | PeerTask, template: OperatorTemplate, dims: Mapping[str, int], seed: int, device: str) -> dict[str, Any]:
+    """The inputs for (dims, seed), kept across the candidates of a job: drawing a
+    production-size jagged batch takes seconds, and every candidate sees the same inputs
+    anyway. Kernels only write their outputs, so sharing is safe."""
+    key = (task.template_module, tuple(sorted(task.params.items())), tuple(sorted(dims.items())), seed, device)
+    if key in _INPUTS:
+        _INPUTS.move_to_end(key)
+        return _INPUTS[key]
+    inputs = template.make_inputs(task.params, dims, seed, device)
+    _INPUTS[key] = inputs
+    while len(_INPUTS) > _INPUTS_KEPT:
+        _INPUTS.popitem(last=False)
+    return inputs
 
 
 def verify(template: OperatorTemplate, task: CandidateTask, device: str, launcher: Launcher | None) -> CandidateReport:
@@ -299,7 +334,7 @@ def verify(template: OperatorTemplate, task: CandidateTask, device: str, launche
     launch = launcher or run
     worst = 0.0
     for seed, dims in verification_cases(template, task):
-        inputs = template.make_inputs(task.params, dims, seed, device)
+        inputs = inputs_for(task, template, dims, seed, device)
         expected = template.reference(task.params, inputs)
         results = []
         for attempt in range(2):
@@ -343,7 +378,7 @@ def time_candidate(template: OperatorTemplate, task: CandidateTask, launcher: La
     assert launcher is not None
     timings = []
     for shape in task.time_shapes:
-        inputs = template.make_inputs(task.params, shape.dims, 0, "cuda")
+        inputs = inputs_for(task, template, shape.dims, 0, "cuda")
         outputs = template.allocate_outputs(task.params, inputs)
         median, p20, p80 = _bench(lambda: launcher(template, task.params, task.config, inputs, outputs))
         timings.append(ShapeTiming(dict(shape.dims), median, p20, p80))
@@ -354,11 +389,14 @@ def time_peers(task: PeerTask) -> tuple[PeerTiming, ...]:
     import torch
 
     template = load_template(task.template_module)
-    compiled = torch.compile(lambda inputs: template.reference(task.params, inputs), dynamic=False)
     timings = []
     for shape in task.shapes:
-        inputs = template.make_inputs(task.params, shape.dims, 0, "cuda")
+        inputs = inputs_for(task, template, shape.dims, 0, "cuda")
         eager = _bench(lambda: template.reference(task.params, inputs))[0]
+        # A fresh compile per shape, as a model compiled for that shape would get; otherwise
+        # runtime scalars (max_L) hit dynamo's recompile limit and it silently runs eager.
+        torch._dynamo.reset()
+        compiled = torch.compile(lambda inputs: template.reference(task.params, inputs), dynamic=False)
         compiled(inputs)  # compile outside the timed region
         compiled(inputs)
         timings.append(PeerTiming(dict(shape.dims), eager, _bench(lambda: compiled(inputs))[0]))
