@@ -9,4 +9,5 @@ COPY generator ./generator
 RUN pip install --no-cache-dir .
 VOLUME /data
 EXPOSE 7600 9100
-ENTRYPOINT ["kreg", "serve", "--data", "/data", "--listen", "0.0.0.0:7600", "--metrics-port", "9100"]
+# Workers run elsewhere (on GPU hosts: `kreg worker --registry ...`); this image has no torch.
+ENTRYPOINT ["kreg", "serve", "--data", "/data", "--listen", "0.0.0.0:7600", "--metrics-port", "9100", "--workers", "0"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import subprocess
 import sys
@@ -43,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
         log.info("metrics on :%d/metrics", args.metrics_port)
 
     workers: list[subprocess.Popen[bytes]] = []
+
+    if args.workers and not all(importlib.util.find_spec(m) for m in ("torch", "triton")):
+        log.warning("torch/triton are not installed (pip install 'kernel-registry[generator]'): starting no embedded worker")
+        args.workers = 0
 
     def on_ready(running: RunningServer) -> None:
         host = args.listen.rpartition(":")[0]
