@@ -9,7 +9,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from generator import GENERATOR_VERSION
@@ -39,6 +39,8 @@ from kreg.model import (
 )
 
 SEARCH_STRATEGY = "draft+coordinate-descent"
+SUSPICIOUS_SPEEDUP = 10.0
+REVERIFY_SEEDS = (1009, 2017, 3041)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +137,17 @@ def generate(
 
     best = reports[result.best.config]
     peers: tuple[PeerTiming, ...] = evaluators.time_peers(PeerTask(module, params, shapes)) if on_device else ()
+    speedup = _weighted([p.eager_ms for p in peers], shapes) / result.best.outcome.score if peers and result.best.outcome.score else 0.0
+    if speedup > SUSPICIOUS_SPEEDUP:
+        # DESIGN §6: a large win is more often a kernel that skips work than a great kernel.
+        task = CandidateTask(module, params, result.best.config, key.platform, key.arch, on_device, seeds=REVERIFY_SEEDS, time_shapes=shapes)
+        recheck = evaluators.evaluate(task, settings.candidate_timeout_s)
+        log.append(_record(result.best.config, recheck, shapes))
+        log[-1] = replace(log[-1], reason=f"re-verified on fresh seeds {REVERIFY_SEEDS}: {speedup:.1f}x vs eager exceeds {SUSPICIOUS_SPEEDUP:.0f}x. {recheck.reason}".strip())
+        if recheck.status is not CandidateStatus.PASSED:
+            return Generated(None, (), tuple(log), f"winner failed re-verification after a {speedup:.1f}x speedup: {recheck.reason}")
+        progress(f"{speedup:.1f}x vs eager: re-verified on fresh seeds")
+    flag = f"; {speedup:.1f}x vs eager, re-verified" if speedup > SUSPICIOUS_SPEEDUP else ""
     artifact, blobs = package(
         job, template, record, result.best.config, best, peers, shapes, device if on_device else None,
         Provenance(
@@ -149,7 +162,7 @@ def generate(
         ),
     )
     verdict = "prefers the reference" if artifact.verdict is Verdict.PREFER_REFERENCE else "wins"
-    return Generated(artifact, blobs, tuple(log), f"{result.best.config} {verdict} after {len(result.trials)} candidates ({result.stop_reason})")
+    return Generated(artifact, blobs, tuple(log), f"{result.best.config} {verdict} after {len(result.trials)} candidates ({result.stop_reason}{flag})")
 
 
 def _config_text(config: Config) -> str:

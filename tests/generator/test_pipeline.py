@@ -7,7 +7,8 @@ from generator.evaluate import CandidateReport, DeviceInfo, PeerTiming, ShapeTim
 from generator.hardware import record_for
 from generator.operators import OPERATORS
 from generator.operators.base import Config
-from generator.pipeline import _neighbors, package
+from generator.pipeline import REVERIFY_SEEDS, GenerationSettings, _neighbors, generate, package
+from generator.search import SearchBudget
 from kreg.keys import KernelKey
 from kreg.model import CandidateStatus, EvidenceTier, Job, JobState, Provenance, TuningShape, Verdict
 
@@ -54,3 +55,48 @@ def test_neighbours_change_one_axis_by_one_step_within_the_space() -> None:
         changed = [k for k in n.constexprs if n.constexprs[k] != space[0].constexprs[k]]
         changed += [a for a in ("num_warps", "num_stages") if getattr(n, a) != getattr(space[0], a)]
         assert len(changed) == 1
+
+
+class FakeEvaluators:
+    """Stands in for the evaluator children: every config times at `kernel_ms`; re-verification
+    (the fresh seeds) passes or fails as told."""
+
+    def __init__(self, kernel_ms: float, reverify_passes: bool) -> None:
+        self.device = H100
+        self.kernel_ms, self.reverify_passes = kernel_ms, reverify_passes
+        self.tasks: list[object] = []
+
+    def evaluate(self, task, timeout_s):  # type: ignore[no-untyped-def]
+        self.tasks.append(task)
+        if task.seeds == REVERIFY_SEEDS and not self.reverify_passes:
+            return CandidateReport(CandidateStatus.WRONG_RESULT, "output 'out': 12 elements wrong")
+        return CandidateReport(CandidateStatus.PASSED, "", 1e-6, (), tuple(ShapeTiming(dict(s.dims), self.kernel_ms, 0, 0) for s in task.time_shapes))
+
+    def time_peers(self, task):  # type: ignore[no-untyped-def]
+        return tuple(PeerTiming(dict(s.dims), 0.1, 0.05) for s in task.shapes)
+
+
+def _generate(evaluators: FakeEvaluators):  # type: ignore[no-untyped-def]
+    job = Job("j1", KEY, JobState.LEASED, tuning_shapes=SHAPES)
+    settings = GenerationSettings(tuned_budget=SearchBudget(max_candidates=3, draft=3))
+    return generate(job, evaluators, settings, worker_id="w")  # type: ignore[arg-type]
+
+
+def test_a_speedup_over_ten_times_eager_is_reverified_and_flagged() -> None:
+    evaluators = FakeEvaluators(kernel_ms=0.005, reverify_passes=True)  # 20x
+    generated = _generate(evaluators)
+    assert generated.artifact is not None and "re-verified" in generated.summary
+    assert any(getattr(t, "seeds", None) == REVERIFY_SEEDS for t in evaluators.tasks)
+    assert "re-verified on fresh seeds" in generated.candidates[-1].reason
+
+
+def test_a_winner_failing_reverification_fails_the_job() -> None:
+    generated = _generate(FakeEvaluators(kernel_ms=0.005, reverify_passes=False))
+    assert generated.artifact is None and "failed re-verification" in generated.summary
+
+
+def test_an_ordinary_speedup_is_not_reverified() -> None:
+    evaluators = FakeEvaluators(kernel_ms=0.05, reverify_passes=False)  # 2x
+    generated = _generate(evaluators)
+    assert generated.artifact is not None and generated.artifact.tier is EvidenceTier.TUNED
+    assert all(getattr(t, "seeds", None) != REVERIFY_SEEDS for t in evaluators.tasks)
