@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from kreg.loader import load_compiled
 from kreg.model import CandidateStatus, LaunchParam, TuningShape
+from kreg.ops.launch import triton_type
 
 from generator.compile import CompiledBinary, CompileError, compile_for_target, launch_params
 from generator.hardware import record_for
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     import torch
 
 GUARD_ELEMENTS = 1024
-INT32 = (-(2**31), 2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -205,32 +205,6 @@ def parameter_names(source: str, entry_point: str) -> list[str]:
         if isinstance(node, ast.FunctionDef) and node.name == entry_point:
             return [a.arg for a in node.args.args]
     raise CompileError("compile_error", f"no function {entry_point!r} in the kernel source")
-
-
-_TRITON_TYPES = {
-    "torch.float32": "fp32",
-    "torch.float16": "fp16",
-    "torch.bfloat16": "bf16",
-    "torch.float64": "fp64",
-    "torch.int64": "i64",
-    "torch.int32": "i32",
-    "torch.int16": "i16",
-    "torch.int8": "i8",
-    "torch.uint8": "u8",
-    "torch.bool": "i1",
-}
-
-
-def triton_type(arg: Any) -> str:
-    if hasattr(arg, "data_ptr"):
-        return "*" + _TRITON_TYPES[str(arg.dtype)]
-    if isinstance(arg, bool):
-        return "i1"
-    if isinstance(arg, int):
-        return "i32" if INT32[0] <= arg <= INT32[1] else "i64"
-    if isinstance(arg, float):
-        return "fp32"
-    raise TypeError(f"cannot pass {type(arg).__name__} to a kernel")
 
 
 def signature_for(source: str, entry_point: str, args: tuple[Any, ...], constexprs: Mapping[str, Any]) -> dict[str, str]:

@@ -4,6 +4,10 @@ A template is data plus callables (no subclassing): the search reads `config_spa
 verifier calls `make_inputs` / `edge_cases` / `allocate_outputs` / `run` / `reference` and
 compares with `compare`, the benchmark reads `tuning_shapes`, `bytes_moved` and `flops`.
 
+`Config`, `KernelLaunch` and each operator's `allocate_outputs` / `launches` are the
+operator's calling convention and live in kreg (kreg.ops.launch, kreg.ops.plans), where
+serving hosts that never import the generator find them; they are re-exported here.
+
 torch and triton are imported inside the functions that need them, so that listing
 operators, config spaces and tuning shapes (`import generator.operators`) stays cheap.
 """
@@ -17,74 +21,19 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType, ModuleType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from kreg.model import TuningShape
+from kreg.ops.launch import Config, KernelLaunch, Params, next_power_of_2
 
 if TYPE_CHECKING:
     import torch
 
-Params = Mapping[str, str]
-"""The key's compile-time specialization, e.g. {"dtype": "bf16", "D": "128"}."""
-
 Dims = Mapping[str, int]
 """Runtime dimensions of one input set, e.g. {"B": 2048, "D": 128, "len_max": 100}."""
-
-
-def _frozen(mapping: Mapping[str, int]) -> Mapping[str, int]:
-    return MappingProxyType(dict(sorted(mapping.items())))
-
-
-@dataclass(frozen=True)
-class Config:
-    """One candidate of a template's search space: tunable constexprs plus launch options."""
-
-    constexprs: Mapping[str, int]
-    num_warps: int
-    num_stages: int
-
-    def __post_init__(self) -> None:
-        # A sorted, read-only copy: configs are compared and hashed by value in candidate logs.
-        object.__setattr__(self, "constexprs", _frozen(self.constexprs))
-
-    def __hash__(self) -> int:
-        return hash((tuple(self.constexprs.items()), self.num_warps, self.num_stages))
-
-    def __reduce__(self) -> tuple[type["Config"], tuple[dict[str, int], int, int]]:
-        # Configs cross into the evaluator child; a mappingproxy does not pickle.
-        return (Config, (dict(self.constexprs), self.num_warps, self.num_stages))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Config):
-            return NotImplemented
-        return (dict(self.constexprs), self.num_warps, self.num_stages) == (
-            dict(other.constexprs),
-            other.num_warps,
-            other.num_stages,
-        )
-
-    def __str__(self) -> str:
-        parts = [f"{k}={v}" for k, v in self.constexprs.items()]
-        return ",".join(parts + [f"num_warps={self.num_warps}", f"num_stages={self.num_stages}"])
-
-
-@dataclass(frozen=True)
-class KernelLaunch:
-    """One kernel launch; the artifact's launch ABI is derived from it.
-
-    `args` are the runtime arguments in kernel-signature order (constexprs excluded).
-    `constexprs` are the constexprs fixed by the specialization or the shape rather than by the
-    search (e.g. MEAN for jagged_sum, BLOCK_F for the interaction); the config's tunables are
-    added by `run`, and the two sets must not overlap.
-    """
-
-    entry_point: str
-    args: tuple[Any, ...]
-    grid: tuple[int, ...]
-    constexprs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -166,10 +115,6 @@ def fixed_dim(params: Params, dims: Dims, name: str, default: int | None = None)
     if default is None:
         raise ValueError(f"dims lack {name!r}")
     return default
-
-
-def next_power_of_2(n: int) -> int:
-    return 1 if n <= 1 else 1 << (n - 1).bit_length()
 
 
 def config_grid(

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kreg.model import TuningShape
+from kreg.ops.plans import MIN_DOT, PLANS, output_width
 
 from generator.operators.base import (
     FLOAT_DTYPES,
     Config,
     Dims,
-    KernelLaunch,
     OperatorTemplate,
     Params,
     check_params,
@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 
 NAME = "dlrm_dot_interaction"
 VERSION = 1
+# allocate_outputs and launches are the calling convention, shared with serving hosts.
+_PLAN = PLANS[NAME]
 _ALLOWED_PARAMS = {"dtype": FLOAT_DTYPES, "D": None, "F": None}
-# tl.dot needs every block dimension >= 16.
-_MIN_DOT = 16
 
 
 def _checked(params: Params) -> Params:
@@ -45,15 +45,11 @@ def _checked(params: Params) -> Params:
     return params
 
 
-def output_width(features: int, width: int) -> int:
-    return width + (features + 1) * features // 2
-
-
 def config_space(params: Params) -> list[Config]:
     """BLOCK_D (the D slice per tl.dot) x samples per program x warps x stages; with D fixed
     by the key, slices wider than D collapse to one. 54 configs unconstrained or for D=128."""
     _checked(params)
-    widest = max(_MIN_DOT, next_power_of_2(int(params["D"]))) if "D" in params else 128
+    widest = max(MIN_DOT, next_power_of_2(int(params["D"]))) if "D" in params else 128
     return config_grid(
         {"BLOCK_D": sorted({min(b, widest) for b in (32, 64, 128)}), "ROWS_PER_PROGRAM": (1, 2, 4)},
         num_warps=(1, 2, 4),
@@ -99,43 +95,6 @@ def tuning_shapes(params: Params) -> list[TuningShape]:
     return [TuningShape({"B": batch, "F": features, "D": width}) for batch in (2048, 8192, 16384)]
 
 
-def allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    import torch
-
-    dense, sparse = inputs["dense"], inputs["sparse"]
-    width = output_width(sparse.shape[1], dense.shape[1])
-    return {"out": torch.empty(dense.shape[0], width, dtype=dense.dtype, device=dense.device)}
-
-
-def launches(
-    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
-) -> list[KernelLaunch]:
-    dense, sparse, out = inputs["dense"], inputs["sparse"], outputs["out"]
-    if dense.stride(1) != 1 or sparse.stride(2) != 1 or out.stride(1) != 1:
-        raise ValueError("dlrm_dot_interaction needs unit stride along D")
-    batch, features, width = sparse.shape
-    rows = config.constexprs["ROWS_PER_PROGRAM"]
-    return [
-        KernelLaunch(
-            entry_point="dlrm_dot_interaction_kernel",
-            args=(
-                dense,
-                sparse,
-                out,
-                batch,
-                width,
-                features,
-                dense.stride(0),
-                sparse.stride(0),
-                sparse.stride(1),
-                out.stride(0),
-            ),
-            grid=(-(-batch // rows),),
-            constexprs={"BLOCK_F": max(_MIN_DOT, next_power_of_2(features + 1))},
-        )
-    ]
-
-
 def reference(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     from kreg.ops import reference as ref
 
@@ -162,8 +121,8 @@ TEMPLATE = OperatorTemplate(
     make_inputs=make_inputs,
     edge_cases=edge_cases,
     tuning_shapes=tuning_shapes,
-    allocate_outputs=allocate_outputs,
-    launches=launches,
+    allocate_outputs=_PLAN.allocate_outputs,
+    launches=_PLAN.launches,
     reference=reference,
     bytes_moved=bytes_moved,
     flops=flops,

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kreg.model import TuningShape
+from kreg.ops.plans import PLANS
 
 from generator.operators.base import (
     FLOAT_DTYPES,
     INDEX_DTYPES,
     Config,
     Dims,
-    KernelLaunch,
     OperatorTemplate,
     Params,
     check_params,
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 NAME = "jagged_softmax"
 VERSION = 1
+# allocate_outputs and launches are the calling convention, shared with serving hosts.
+_PLAN = PLANS[NAME]
 _ALLOWED_PARAMS = {"dtype": FLOAT_DTYPES, "index_dtype": INDEX_DTYPES, "D": None}
 # Spread of the values: wide enough that an exp without the max subtraction would overflow
 # fp16 (exp(11.1) > 65504), so a kernel that skips it fails.
@@ -101,32 +103,6 @@ def tuning_shapes(params: Params) -> list[TuningShape]:
     ]
 
 
-def allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    import torch
-
-    return {"out": torch.empty_like(inputs["values"])}
-
-
-def launches(
-    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
-) -> list[KernelLaunch]:
-    values, offsets, out = inputs["values"], inputs["offsets"], outputs["out"]
-    if values.stride(1) != 1 or out.stride(1) != 1:
-        raise ValueError("jagged_softmax needs unit stride along D")
-    max_len = inputs["max_L"]
-    if max_len < 0:
-        raise ValueError(f"max_L must be >= 0, got {max_len}")
-    rows, width = offsets.numel() - 1, values.shape[1]
-    block_d = config.constexprs["BLOCK_D"]
-    return [
-        KernelLaunch(
-            entry_point="jagged_softmax_kernel",
-            args=(values, offsets, out, width, max_len, values.stride(0), out.stride(0)),
-            grid=(rows, -(-width // block_d)),
-        )
-    ]
-
-
 def reference(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     from kreg.ops import reference as ref
 
@@ -154,8 +130,8 @@ TEMPLATE = OperatorTemplate(
     make_inputs=make_inputs,
     edge_cases=edge_cases,
     tuning_shapes=tuning_shapes,
-    allocate_outputs=allocate_outputs,
-    launches=launches,
+    allocate_outputs=_PLAN.allocate_outputs,
+    launches=_PLAN.launches,
     reference=reference,
     bytes_moved=bytes_moved,
     flops=flops,

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kreg.model import TuningShape
+from kreg.ops.plans import PLANS
 
 from generator.operators.base import (
     FLOAT_DTYPES,
     INDEX_DTYPES,
     Config,
     Dims,
-    KernelLaunch,
     OperatorTemplate,
     Params,
     check_params,
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 NAME = "jagged_sum"
 VERSION = 1
+# allocate_outputs and launches are the calling convention, shared with serving hosts.
+_PLAN = PLANS[NAME]
 _ALLOWED_PARAMS = {"dtype": FLOAT_DTYPES, "index_dtype": INDEX_DTYPES, "mean": ("0", "1"), "D": None}
 
 
@@ -93,33 +95,6 @@ def tuning_shapes(params: Params) -> list[TuningShape]:
     ]
 
 
-def allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    import torch
-
-    values, offsets = inputs["values"], inputs["offsets"]
-    return {
-        "out": torch.empty(offsets.numel() - 1, values.shape[1], dtype=values.dtype, device=values.device)
-    }
-
-
-def launches(
-    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
-) -> list[KernelLaunch]:
-    values, offsets, out = inputs["values"], inputs["offsets"], outputs["out"]
-    if values.stride(1) != 1 or out.stride(1) != 1:
-        raise ValueError("jagged_sum needs unit stride along D")
-    rows, width = offsets.numel() - 1, values.shape[1]
-    block_d = config.constexprs["BLOCK_D"]
-    return [
-        KernelLaunch(
-            entry_point="jagged_sum_kernel",
-            args=(values, offsets, out, width, values.stride(0), out.stride(0)),
-            grid=(rows, -(-width // block_d)),
-            constexprs={"MEAN": params.get("mean", "0") == "1"},
-        )
-    ]
-
-
 def reference(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     from kreg.ops import reference as ref
 
@@ -146,8 +121,8 @@ TEMPLATE = OperatorTemplate(
     make_inputs=make_inputs,
     edge_cases=edge_cases,
     tuning_shapes=tuning_shapes,
-    allocate_outputs=allocate_outputs,
-    launches=launches,
+    allocate_outputs=_PLAN.allocate_outputs,
+    launches=_PLAN.launches,
     reference=reference,
     bytes_moved=bytes_moved,
     flops=flops,

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kreg.model import TuningShape
+from kreg.ops.plans import PLANS, division_magic  # noqa: F401 - division_magic: re-exported
 
 from generator.operators.base import (
     Config,
     Dims,
-    KernelLaunch,
     OperatorTemplate,
     Params,
     check_params,
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 NAME = "sigrid_hash"
 VERSION = 1
+# allocate_outputs and launches are the calling convention, shared with serving hosts.
+_PLAN = PLANS[NAME]
 _ALLOWED_PARAMS = {"dtype": ("int64",)}
 _DEFAULT_MODULUS = 40_000_000
 # ids per GPU step of MLPerf DLRM-DCNv2: 214 ids per sample x 8192 samples.
@@ -92,56 +94,6 @@ def tuning_shapes(params: Params) -> list[TuningShape]:
     ]
 
 
-def allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    import torch
-
-    ids = inputs["ids"]
-    return {"out": torch.empty(ids.shape, dtype=torch.int64, device=ids.device)}
-
-
-def division_magic(divisor: int) -> tuple[int, int]:
-    """(m, s) with x // divisor == (x * m) >> (64 + s) for every 0 <= x < 2^63, m < 2^64.
-
-    Granlund & Montgomery, "Division by invariant integers using multiplication" (1994),
-    choose_multiplier with N = 64 and precision 63 (the numerator is a folded int64, so it
-    has 63 bits): the multiplier then fits 64 bits. Velox computes the same pair.
-    """
-    if not 2 <= divisor < 2**63:
-        raise ValueError(f"divisor must be in [2, 2^63), got {divisor}")
-    shift = (divisor - 1).bit_length()  # ceil(log2(divisor))
-    low = (1 << (64 + shift)) // divisor
-    high = ((1 << (64 + shift)) + (1 << (shift + 1))) // divisor
-    while low // 2 < high // 2 and shift > 0:
-        low, high, shift = low // 2, high // 2, shift - 1
-    return high, shift
-
-
-def _as_int64(value: int) -> int:
-    """The int64 with the bits of a uint64, so that Triton types the argument as a signed int."""
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def launches(
-    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
-) -> list[KernelLaunch]:
-    ids, out = inputs["ids"], outputs["out"]
-    if not (ids.is_contiguous() and out.is_contiguous()):
-        raise ValueError("sigrid_hash needs contiguous ids and output")
-    for name in ("salt", "M"):
-        if not -(2**63) <= inputs[name] < 2**63:
-            raise ValueError(f"{name}={inputs[name]} does not fit int64")
-    count = ids.numel()
-    block = config.constexprs["BLOCK"]
-    multiplier, shift = division_magic(inputs["M"]) if inputs["M"] > 1 else (0, 0)
-    return [
-        KernelLaunch(
-            entry_point="sigrid_hash_kernel",
-            args=(ids, out, count, inputs["salt"], inputs["M"], _as_int64(multiplier), shift),
-            grid=(-(-count // block),),
-        )
-    ]
-
-
 def reference(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     from kreg.ops import reference as ref
 
@@ -169,8 +121,8 @@ TEMPLATE = OperatorTemplate(
     make_inputs=make_inputs,
     edge_cases=edge_cases,
     tuning_shapes=tuning_shapes,
-    allocate_outputs=allocate_outputs,
-    launches=launches,
+    allocate_outputs=_PLAN.allocate_outputs,
+    launches=_PLAN.launches,
     reference=reference,
     bytes_moved=bytes_moved,
     flops=flops,

@@ -1,6 +1,303 @@
 """Op-level API: dispatch to the served kernel or fall back to the PyTorch reference.
 
-`kreg.ops.reference` holds the exact PyTorch references (the correctness oracle and the
-fallback). It imports torch, so import it only where a reference runs; this package itself
-imports nothing heavy.
+    import kreg.ops
+    kreg.ops.configure(client, model="dlrm-v2", platform="nvidia", arch="sm_90", lockfile="dlrm-v2.lock.json")
+    pooled = kreg.ops.jagged_sum(values, offsets)              # served kernel, or the reference
+    kreg.ops.last_decision("jagged_sum")                       # binary / source / reference, and why
+
+Each op names the kernel its inputs need the way the generator's templates name them
+(`jagged_sum@1{D=128,dtype=fp32}`: width, dtype, `index_dtype=int32` for int32 offsets,
+`mean=1`; see kreg/profiles.py), asks the provider that `configure` set up for it, and runs
+it (kreg.ops.loaded). The reference (`kreg.ops.reference`, exact PyTorch) runs instead, with
+the same results up to the kernels' float tolerance, when:
+
+- configure() was not called (silently: that is the default),
+- the inputs are on the CPU (served kernels run on the GPU; under Triton's interpreter,
+  TRITON_INTERPRET=1, source kernels run on CPU tensors too), need autograd, or are of a
+  kind no key names (fp64, a zero width, ...); invalid inputs get the reference's errors,
+- the registry answers REFERENCE (nothing published, retracted, slower than the reference),
+  or the artifact does not load here (LoadError, SourceError) or fails to launch;
+
+each logged as a warning once per key and reason. Binaries load only on GPU hosts; on a CPU
+host a BINARY resolution runs the reference (the GPU bench exercises the binary path).
+
+This package imports nothing heavy: torch only once an op is called with tensors (they
+already imported it), triton only when a kernel is loaded.
 """
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from kreg.keys import OperatorSpec
+
+if TYPE_CHECKING:
+    import torch
+
+    from kreg.client import Client
+    from kreg.keys import KernelKey
+    from kreg.model import Toolchain
+    from kreg.ops.provider import Decision, OpCall, Provider
+
+__all__ = [
+    "configure",
+    "dlrm_dot_interaction",
+    "explain",
+    "jagged_softmax",
+    "jagged_sum",
+    "last_decision",
+    "provider",
+    "reset",
+    "sigrid_hash",
+]
+
+_PROVIDER: Provider | None = None
+_CONFIGURE_LOCK = threading.Lock()
+
+
+def configure(
+    client: Client | None,
+    *,
+    model: str,
+    platform: str,
+    arch: str,
+    lockfile: Path | str | None = None,
+    cache_dir: Path | str | None = None,
+    runtime_toolchain: Toolchain | None = None,
+    retry_after_s: float = 60.0,
+) -> Provider:
+    """Serve kreg.ops from the registry for this host kind; replaces any earlier provider.
+
+    `client` may be None for a registry-less start from `lockfile` (its pinned resolutions)
+    with blobs from the node cache at `cache_dir`; with a client, the lockfile answers when
+    the registry does not, and blobs come through the client's own cache. Binaries are used
+    when built by `runtime_toolchain` (default: the client's runtime, else the lockfile's).
+    A malformed lockfile raises InvalidArgument here, at start, not at the first call.
+    """
+    from kreg.cache import BlobCache
+    from kreg.keys import KernelKey
+    from kreg.ops.provider import Provider, open_lockfile
+
+    KernelKey(platform, arch, model, OperatorSpec("jagged_sum", 1))  # validates the host kind now
+    lock = open_lockfile(lockfile)
+    if runtime_toolchain is None:
+        runtime_toolchain = client.runtime.toolchain if client is not None else (lock.toolchain if lock else None)
+    made = Provider(
+        client,
+        model,
+        platform,
+        arch,
+        lockfile=lock,
+        cache=BlobCache(cache_dir) if cache_dir is not None else None,
+        runtime_toolchain=runtime_toolchain,
+        retry_after_s=retry_after_s,
+    )
+    global _PROVIDER
+    with _CONFIGURE_LOCK:
+        _PROVIDER = made
+    return made
+
+
+def reset() -> None:
+    """Back to the references for every op (no provider)."""
+    global _PROVIDER
+    with _CONFIGURE_LOCK:
+        _PROVIDER = None
+
+
+def provider() -> Provider | None:
+    return _PROVIDER
+
+
+def last_decision(target: KernelKey | OperatorSpec | str) -> Decision | None:
+    """How the last call of an op (by name, spec or key) ran, and why; None before any call
+    through a provider (without configure() every op runs its reference)."""
+    current = _PROVIDER
+    return current.last_decision(target) if current is not None else None
+
+
+def explain(op: str, *args: Any, **kwargs: Any) -> Decision:
+    """What `kreg.ops.<op>(*args, **kwargs)` would run, and why, without running it (it
+    does resolve and load the kernel, as the call would)."""
+    from kreg.ops.provider import Decision
+
+    try:
+        prepare = _PREPARE[op]
+    except KeyError:
+        raise ValueError(f"no op {op!r}; known: {', '.join(sorted(_PREPARE))}") from None
+    call = prepare(*args, **kwargs)
+    current = _PROVIDER
+    if current is None:
+        return Decision(str(call.spec or op), "reference", "kreg.ops.configure() was not called")
+    return current.explain(call)
+
+
+def _reference() -> ModuleType:
+    """kreg.ops.reference, imported on first use (it imports torch)."""
+    from kreg.ops import reference
+
+    return reference
+
+
+# --- the ops ----------------------------------------------------------------------------------
+
+_FLOAT_DTYPES = {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}
+_INDEX_DTYPES = ("torch.int32", "torch.int64")
+
+
+def _call(name: str, spec: OperatorSpec | None, inputs: dict[str, Any], reference: Callable[[], Any], why_not: str = "") -> OpCall:
+    from kreg.ops.provider import OpCall
+
+    return OpCall(name, spec, inputs, reference, why_not)
+
+
+def _unit_stride(t: torch.Tensor) -> torch.Tensor:
+    """t with stride 1 along its last dim (the kernels' layout), copied only when needed."""
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def _needs_grad(*tensors: torch.Tensor) -> str:
+    import torch
+
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return "inputs require grad; served kernels are forward-only"
+    return ""
+
+
+def _jagged_why_not(values: Any, offsets: Any) -> str:
+    if not (hasattr(values, "dim") and hasattr(offsets, "dim")):
+        return "values and offsets must be tensors"
+    if values.dim() != 2 or offsets.dim() != 1 or offsets.numel() < 1:
+        return f"want values [L, D] and offsets [B+1]; got {tuple(values.shape)}, {tuple(offsets.shape)}"
+    if str(values.dtype) not in _FLOAT_DTYPES:
+        return f"no kernel for values of {values.dtype}"
+    if str(offsets.dtype) not in _INDEX_DTYPES:
+        return f"offsets must be int32 or int64, got {offsets.dtype}"
+    if values.shape[1] == 0:
+        return "zero-width values"
+    return _needs_grad(values)
+
+
+def _jagged_params(values: torch.Tensor, offsets: torch.Tensor) -> dict[str, str]:
+    params = {"D": str(values.shape[1]), "dtype": _FLOAT_DTYPES[str(values.dtype)]}
+    if str(offsets.dtype) == "torch.int32":
+        params["index_dtype"] = "int32"  # int64, the default, stays unnamed (as in the profiles)
+    return params
+
+
+def _prepare_jagged_sum(values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().jagged_sum(values, offsets, mean=mean)
+
+    why_not = _jagged_why_not(values, offsets)
+    if why_not:
+        return _call("jagged_sum", None, {}, reference, why_not)
+    params = _jagged_params(values, offsets)
+    if mean:
+        params["mean"] = "1"
+    inputs = {"values": _unit_stride(values), "offsets": offsets.contiguous()}
+    return _call("jagged_sum", OperatorSpec("jagged_sum", 1, params), inputs, reference)
+
+
+def jagged_sum(values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False) -> torch.Tensor:
+    """out[b] = sum of values[offsets[b]:offsets[b+1]] ([B, D]); the mean when `mean`, 0 for
+    an empty row. As kreg.ops.reference.jagged_sum, on the served kernel when there is one."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().jagged_sum(values, offsets, mean=mean)
+    return current.run(_prepare_jagged_sum(values, offsets, mean=mean))
+
+
+def _prepare_jagged_softmax(values: torch.Tensor, offsets: torch.Tensor, *, max_len: int) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().jagged_softmax(values, offsets, max_len=max_len)
+
+    why_not = _jagged_why_not(values, offsets)
+    if not why_not and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0):
+        why_not = f"max_len must be an int >= 0, got {max_len!r}"
+    if why_not:
+        return _call("jagged_softmax", None, {}, reference, why_not)
+    # No row is longer than L, so min(max_len, L) truncates the same and always fits the kernel.
+    inputs = {"values": _unit_stride(values), "offsets": offsets.contiguous(), "max_L": min(max_len, values.shape[0])}
+    return _call("jagged_softmax", OperatorSpec("jagged_softmax", 1, _jagged_params(values, offsets)), inputs, reference)
+
+
+def jagged_softmax(values: torch.Tensor, offsets: torch.Tensor, *, max_len: int) -> torch.Tensor:
+    """Softmax over each row's first max_len items, per column; 0 past max_len. As
+    kreg.ops.reference.jagged_softmax, on the served kernel when there is one."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().jagged_softmax(values, offsets, max_len=max_len)
+    return current.run(_prepare_jagged_softmax(values, offsets, max_len=max_len))
+
+
+def _prepare_dlrm_dot_interaction(dense: torch.Tensor, sparse: torch.Tensor) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().dlrm_dot_interaction(dense, sparse)
+
+    why_not = ""
+    if not (hasattr(dense, "dim") and hasattr(sparse, "dim")):
+        why_not = "dense and sparse must be tensors"
+    elif dense.dim() != 2 or sparse.dim() != 3 or sparse.shape[0] != dense.shape[0] or sparse.shape[2] != dense.shape[1]:
+        why_not = f"want dense [B, D] and sparse [B, F, D]; got {tuple(dense.shape)}, {tuple(sparse.shape)}"
+    elif sparse.dtype != dense.dtype or str(dense.dtype) not in _FLOAT_DTYPES:
+        why_not = f"no kernel for dense {dense.dtype} with sparse {sparse.dtype}"
+    elif sparse.shape[1] == 0 or dense.shape[1] == 0:
+        why_not = "no sparse feature or zero width: nothing for a kernel to do"
+    else:
+        why_not = _needs_grad(dense, sparse)
+    if why_not:
+        return _call("dlrm_dot_interaction", None, {}, reference, why_not)
+    params = {"D": str(dense.shape[1]), "F": str(sparse.shape[1]), "dtype": _FLOAT_DTYPES[str(dense.dtype)]}
+    inputs = {"dense": _unit_stride(dense), "sparse": _unit_stride(sparse)}
+    return _call("dlrm_dot_interaction", OperatorSpec("dlrm_dot_interaction", 1, params), inputs, reference)
+
+
+def dlrm_dot_interaction(dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+    """TorchRec's dot interaction: cat(dense, the strict upper triangle of T Tᵀ) with
+    T = cat(dense[:, None], sparse). As kreg.ops.reference.dlrm_dot_interaction, on the
+    served kernel when there is one."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().dlrm_dot_interaction(dense, sparse)
+    return current.run(_prepare_dlrm_dot_interaction(dense, sparse))
+
+
+def _prepare_sigrid_hash(ids: torch.Tensor, *, salt: int, modulus: int) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().sigrid_hash(ids, salt=salt, modulus=modulus)
+
+    why_not = ""
+    if not hasattr(ids, "dtype") or str(ids.dtype) not in _INDEX_DTYPES:
+        why_not = f"ids must be an int32 or int64 tensor, got {getattr(ids, 'dtype', type(ids).__name__)}"
+    elif any(isinstance(v, bool) or not isinstance(v, int) or not -(2**63) <= v < 2**63 for v in (salt, modulus)):
+        why_not = f"salt and modulus must be int64 values, got {salt!r}, {modulus!r}"
+    if why_not:
+        return _call("sigrid_hash", None, {}, reference, why_not)
+    import torch
+
+    # int32 ids are sign-extended first, as the reference (and C++) does.
+    wide = ids.to(torch.int64).contiguous()
+    inputs = {"ids": wide, "salt": salt, "M": modulus}
+    return _call("sigrid_hash", OperatorSpec("sigrid_hash", 1, {"dtype": "int64"}), inputs, reference)
+
+
+def sigrid_hash(ids: torch.Tensor, *, salt: int, modulus: int) -> torch.Tensor:
+    """floormod(hash_128_to_64(salt, twang_mix64(id)), modulus) per id, int64 (Velox). As
+    kreg.ops.reference.sigrid_hash, on the served kernel when there is one."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().sigrid_hash(ids, salt=salt, modulus=modulus)
+    return current.run(_prepare_sigrid_hash(ids, salt=salt, modulus=modulus))
+
+
+_PREPARE: dict[str, Callable[..., OpCall]] = {
+    "jagged_sum": _prepare_jagged_sum,
+    "jagged_softmax": _prepare_jagged_softmax,
+    "dlrm_dot_interaction": _prepare_dlrm_dot_interaction,
+    "sigrid_hash": _prepare_sigrid_hash,
+}

@@ -1,0 +1,203 @@
+"""Launch plans: how each operator's kernels are called, by operator name (a plain dict).
+
+A plan is the operator's calling convention: which outputs to allocate for a set of inputs,
+and which kernels to launch with which runtime arguments and grid for a config. Serving
+hosts need it to run a served artifact (kreg.ops.loaded) and the generator's templates use
+the same functions to build, verify and time candidates, so the two cannot drift.
+
+Inputs and outputs are dicts of tensors and ints named as in each operator's template
+(generator/operators/<name>/__init__.py documents params, inputs and outputs). torch is
+imported inside the functions that allocate; `launches` only reads shapes and strides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kreg.ops.launch import Config, KernelLaunch, Params, next_power_of_2
+
+if TYPE_CHECKING:
+    import torch
+
+AllocateOutputs = Callable[[Params, Mapping[str, Any]], "dict[str, torch.Tensor]"]
+Launches = Callable[[Params, Config, Mapping[str, Any], Mapping[str, Any]], list[KernelLaunch]]
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    allocate_outputs: AllocateOutputs
+    launches: Launches
+
+
+# --- sigrid_hash ----------------------------------------------------------------------------
+
+
+def sigrid_hash_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    ids = inputs["ids"]
+    return {"out": torch.empty(ids.shape, dtype=torch.int64, device=ids.device)}
+
+
+def division_magic(divisor: int) -> tuple[int, int]:
+    """(m, s) with x // divisor == (x * m) >> (64 + s) for every 0 <= x < 2^63, m < 2^64.
+
+    Granlund & Montgomery, "Division by invariant integers using multiplication" (1994),
+    choose_multiplier with N = 64 and precision 63 (the numerator is a folded int64, so it
+    has 63 bits): the multiplier then fits 64 bits. Velox computes the same pair.
+    """
+    if not 2 <= divisor < 2**63:
+        raise ValueError(f"divisor must be in [2, 2^63), got {divisor}")
+    shift = (divisor - 1).bit_length()  # ceil(log2(divisor))
+    low = (1 << (64 + shift)) // divisor
+    high = ((1 << (64 + shift)) + (1 << (shift + 1))) // divisor
+    while low // 2 < high // 2 and shift > 0:
+        low, high, shift = low // 2, high // 2, shift - 1
+    return high, shift
+
+
+def _as_int64(value: int) -> int:
+    """The int64 with the bits of a uint64, so that Triton types the argument as a signed int."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def sigrid_hash_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    ids, out = inputs["ids"], outputs["out"]
+    if not (ids.is_contiguous() and out.is_contiguous()):
+        raise ValueError("sigrid_hash needs contiguous ids and output")
+    for name in ("salt", "M"):
+        if not -(2**63) <= inputs[name] < 2**63:
+            raise ValueError(f"{name}={inputs[name]} does not fit int64")
+    count = ids.numel()
+    block = config.constexprs["BLOCK"]
+    multiplier, shift = division_magic(inputs["M"]) if inputs["M"] > 1 else (0, 0)
+    return [
+        KernelLaunch(
+            entry_point="sigrid_hash_kernel",
+            args=(ids, out, count, inputs["salt"], inputs["M"], _as_int64(multiplier), shift),
+            grid=(-(-count // block),),
+        )
+    ]
+
+
+# --- jagged_sum -----------------------------------------------------------------------------
+
+
+def jagged_sum_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    values, offsets = inputs["values"], inputs["offsets"]
+    return {
+        "out": torch.empty(offsets.numel() - 1, values.shape[1], dtype=values.dtype, device=values.device)
+    }
+
+
+def jagged_sum_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    values, offsets, out = inputs["values"], inputs["offsets"], outputs["out"]
+    if values.stride(1) != 1 or out.stride(1) != 1:
+        raise ValueError("jagged_sum needs unit stride along D")
+    if offsets.stride(0) != 1:
+        raise ValueError("jagged_sum needs contiguous offsets")
+    rows, width = offsets.numel() - 1, values.shape[1]
+    block_d = config.constexprs["BLOCK_D"]
+    return [
+        KernelLaunch(
+            entry_point="jagged_sum_kernel",
+            args=(values, offsets, out, width, values.stride(0), out.stride(0)),
+            grid=(rows, -(-width // block_d)),
+            constexprs={"MEAN": params.get("mean", "0") == "1"},
+        )
+    ]
+
+
+# --- jagged_softmax -------------------------------------------------------------------------
+
+
+def jagged_softmax_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    return {"out": torch.empty_like(inputs["values"])}
+
+
+def jagged_softmax_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    values, offsets, out = inputs["values"], inputs["offsets"], outputs["out"]
+    if values.stride(1) != 1 or out.stride(1) != 1:
+        raise ValueError("jagged_softmax needs unit stride along D")
+    if offsets.stride(0) != 1:
+        raise ValueError("jagged_softmax needs contiguous offsets")
+    max_len = inputs["max_L"]
+    if max_len < 0:
+        raise ValueError(f"max_L must be >= 0, got {max_len}")
+    rows, width = offsets.numel() - 1, values.shape[1]
+    block_d = config.constexprs["BLOCK_D"]
+    return [
+        KernelLaunch(
+            entry_point="jagged_softmax_kernel",
+            args=(values, offsets, out, width, max_len, values.stride(0), out.stride(0)),
+            grid=(rows, -(-width // block_d)),
+        )
+    ]
+
+
+# --- dlrm_dot_interaction -------------------------------------------------------------------
+
+# tl.dot needs every block dimension >= 16.
+MIN_DOT = 16
+
+
+def output_width(features: int, width: int) -> int:
+    """D + (F+1)F/2: the dense row, then one dot product per pair of the F+1 vectors."""
+    return width + (features + 1) * features // 2
+
+
+def dlrm_dot_interaction_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    dense, sparse = inputs["dense"], inputs["sparse"]
+    width = output_width(sparse.shape[1], dense.shape[1])
+    return {"out": torch.empty(dense.shape[0], width, dtype=dense.dtype, device=dense.device)}
+
+
+def dlrm_dot_interaction_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    dense, sparse, out = inputs["dense"], inputs["sparse"], outputs["out"]
+    if dense.stride(1) != 1 or sparse.stride(2) != 1 or out.stride(1) != 1:
+        raise ValueError("dlrm_dot_interaction needs unit stride along D")
+    batch, features, width = sparse.shape
+    rows = config.constexprs["ROWS_PER_PROGRAM"]
+    return [
+        KernelLaunch(
+            entry_point="dlrm_dot_interaction_kernel",
+            args=(
+                dense,
+                sparse,
+                out,
+                batch,
+                width,
+                features,
+                dense.stride(0),
+                sparse.stride(0),
+                sparse.stride(1),
+                out.stride(0),
+            ),
+            grid=(-(-batch // rows),),
+            constexprs={"BLOCK_F": max(MIN_DOT, next_power_of_2(features + 1))},
+        )
+    ]
+
+
+PLANS: dict[str, LaunchPlan] = {
+    "sigrid_hash": LaunchPlan(sigrid_hash_allocate_outputs, sigrid_hash_launches),
+    "jagged_sum": LaunchPlan(jagged_sum_allocate_outputs, jagged_sum_launches),
+    "jagged_softmax": LaunchPlan(jagged_softmax_allocate_outputs, jagged_softmax_launches),
+    "dlrm_dot_interaction": LaunchPlan(dlrm_dot_interaction_allocate_outputs, dlrm_dot_interaction_launches),
+}
