@@ -19,19 +19,21 @@ import importlib.metadata
 import json
 import re
 import sys
-from collections import Counter
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
+
+from kreg.client import Client
+from kreg.keys import KernelKey
+from kreg.model import Artifact, CandidateStatus, JobState
+from kreg.profiles import PROFILES
 
 from generator.evaluators import Evaluators
 from generator.pipeline import GenerationSettings
 from generator.search import SearchBudget
 from generator.worker import WorkerConfig, process, worker_info
-from kreg.client import Client
-from kreg.keys import KernelKey
-from kreg.model import Artifact, CandidateStatus, JobState
-from kreg.profiles import PROFILES
 from registry.embedded import EmbeddedRegistry
 from registry.server import ServerConfig
 
@@ -112,6 +114,7 @@ def main() -> int:
                     variants = client.describe_kernel(key)
                     rows += [r for a in variants for r in rows_for(a, device.name, date)]
                 failed = [j for j in client.list_jobs()[0] if j.state is JobState.FAILED]
+            served = check_served(registry.address, keys, device.platform, device.arch)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"kernels-{device_slug(device.name)}.json"
     path.write_text(json.dumps(rows, indent=1) + "\n")
@@ -126,7 +129,50 @@ def main() -> int:
         )
     for job in failed:
         print(f"FAILED {job.key}: {job.last_error}")
-    return 1 if failed else 0
+    print("\nserved through kreg.ops (a serving host's path):")
+    for line in served:
+        print(f"  {line}")
+    return 1 if failed or any("MISMATCH" in line for line in served) else 0
+
+
+def _call_op(name: str, inputs: dict[str, Any]) -> Any:
+    from kreg import ops
+
+    if name == "jagged_sum":
+        return ops.jagged_sum(inputs["values"], inputs["offsets"])
+    if name == "jagged_softmax":
+        return ops.jagged_softmax(inputs["values"], inputs["offsets"], max_len=inputs["max_L"])
+    if name == "dlrm_dot_interaction":
+        return ops.dlrm_dot_interaction(inputs["dense"], inputs["sparse"])
+    return ops.sigrid_hash(inputs["ids"], salt=inputs["salt"], modulus=inputs["M"])
+
+
+def check_served(address: str, keys: list[KernelKey], platform: str, arch: str) -> list[str]:
+    """Each published kernel, resolved, fetched, loaded and launched by kreg.ops in this
+    process, against the reference on a tuning shape."""
+    from kreg import ops
+
+    from generator.operators import OPERATORS
+    from generator.operators.base import compare
+
+    lines = []
+    for key in keys:
+        template = OPERATORS[key.operator.name]
+        params = dict(key.operator.params)
+        with tempfile.TemporaryDirectory() as cache:
+            ops.configure(Client(address, timeout_s=30), model=key.model, platform=platform, arch=arch, cache_dir=Path(cache))
+            inputs = template.make_inputs(params, template.tuning_shapes(params)[0].dims, 5, "cuda")
+            started = time.monotonic()
+            got = _call_op(key.operator.name, inputs)
+            first_call_s = time.monotonic() - started
+            decision = ops.last_decision(key.operator.name)
+            want = template.reference(params, inputs)["out"]
+            rtol, atol = template.tolerance(want.dtype)
+            verdict = compare(got, want, rtol, atol)
+            status = "ok" if verdict.ok else "MISMATCH"
+            lines.append(f"{status}, max rel err {verdict.max_relative_error:.2g}, first call incl. resolve+fetch+load {first_call_s * 1e3:.0f} ms: {decision}")
+            ops.reset()
+    return lines
 
 
 if __name__ == "__main__":

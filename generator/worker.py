@@ -18,7 +18,8 @@ from generator.evaluators import Evaluators
 from generator.pipeline import GenerationSettings, generate
 from kreg.client import Client
 from kreg.errors import FailedPrecondition, KregError
-from kreg.model import Capability, Job, Toolchain, WorkerInfo
+from kreg.model import Capability, Job, WorkerInfo
+from kreg.runtime import local_toolchain
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +73,11 @@ class _Heartbeat:
 
 
 def worker_info(config: WorkerConfig, evaluators: Evaluators) -> WorkerInfo:
-    import importlib.metadata
-
-    triton_version = importlib.metadata.version("triton")
     capabilities = config.capabilities
     device = evaluators.device
     if not capabilities:
         capabilities = (Capability(device.platform, device.arch),) if device else (Capability("*", "*"),)
-    backend = {"nvidia": "cuda", "amd": "hip"}.get(device.platform, "cpu") if device else "cpu"
-    return WorkerInfo(config.worker_id, capabilities, Toolchain(triton_version, backend))
+    return WorkerInfo(config.worker_id, capabilities, local_toolchain(device.platform if device else "cpu"))
 
 
 def process(client: Client, job: Job, evaluators: Evaluators, config: WorkerConfig) -> None:

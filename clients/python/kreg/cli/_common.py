@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 from pathlib import Path
 
 from kreg.client import Client
 from kreg.model import Runtime, Toolchain
-
-# The Triton backend that loads binaries for each platform.
-BACKENDS = {"nvidia": "cuda", "amd": "hip", "cpu": "cpu", "mtia": "mtia"}
+from kreg.runtime import local_toolchain
 
 
 def runtime_for(platform: str, toolchain_flag: str | None) -> Runtime:
@@ -21,11 +18,7 @@ def runtime_for(platform: str, toolchain_flag: str | None) -> Runtime:
         if not sep or not version or not backend:
             raise ValueError(f"--toolchain: want TRITON_VERSION/BACKEND, e.g. 3.6.0/cuda, got {toolchain_flag!r}")
         return Runtime(Toolchain(version, backend))
-    try:
-        version = importlib.metadata.version("triton")
-    except importlib.metadata.PackageNotFoundError:
-        return Runtime()
-    return Runtime(Toolchain(version, BACKENDS[platform]))
+    return Runtime(local_toolchain(platform))
 
 
 def client_for(args: argparse.Namespace, runtime: Runtime = Runtime(), cache_dir: Path | None = None) -> Client:

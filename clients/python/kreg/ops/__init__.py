@@ -75,10 +75,15 @@ def configure(
     `client` may be None for a registry-less start from `lockfile` (its pinned resolutions)
     with blobs from the node cache at `cache_dir`; with a client, the lockfile answers when
     the registry does not, and blobs come through the client's own cache. Binaries are used
-    when built by `runtime_toolchain` (default: the client's runtime, else the lockfile's).
+    when built by `runtime_toolchain` (default: the client's runtime, else the lockfile's, else
+    this host's installed triton for `platform`). A client that declares no toolchain is given
+    that one, so the registry can answer with binaries.
     A malformed lockfile raises InvalidArgument here, at start, not at the first call.
     """
+    from dataclasses import replace
+
     from kreg.cache import BlobCache
+    from kreg.runtime import local_toolchain
     from kreg.keys import KernelKey
     from kreg.ops.provider import Provider, open_lockfile
 
@@ -86,6 +91,10 @@ def configure(
     lock = open_lockfile(lockfile)
     if runtime_toolchain is None:
         runtime_toolchain = client.runtime.toolchain if client is not None else (lock.toolchain if lock else None)
+    if runtime_toolchain is None:
+        runtime_toolchain = local_toolchain(platform)
+    if client is not None and client.runtime.toolchain is None:
+        client.runtime = replace(client.runtime, toolchain=runtime_toolchain)
     made = Provider(
         client,
         model,
