@@ -160,3 +160,19 @@ def test_serve_drains_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_warm_queues_what_a_model_lacks_and_manifest_defaults_to_the_profile(server, capsys) -> None:
+    from kreg.profiles import profile
+
+    ops = profile("dlrm-v2")
+    with Client(server.address) as client:
+        client.publish(*make_artifact(KEY.__class__("nvidia", "sm_90", "dlrm-v2", ops[0])))
+    code, _, err = kreg(server, capsys, "warm", "--model", "dlrm-v2", "--platform", "nvidia", "--arch", "sm_90")
+    assert code == 0 and f"{len(ops) - 1} queued" in err and "1 already served" in err
+    code, out, _ = kreg(server, capsys, "jobs", "--json")
+    assert sorted(j["key"] for j in json.loads(out)) == sorted(f"nvidia/sm_90/dlrm-v2/{op}" for op in ops[1:])
+    code, out, _ = kreg(server, capsys, "manifest", "--platform", "nvidia", "--arch", "sm_90", "--model", "dlrm-v2", "--no-queue", "--json")
+    assert code == 0 and [r["key"] for r in json.loads(out)] == [f"nvidia/sm_90/dlrm-v2/{op}" for op in ops]
+    code, _, err = kreg(server, capsys, "warm", "--model", "no-such-model", "--platform", "nvidia", "--arch", "sm_90")
+    assert code == 2 and "no profile for model" in err

@@ -20,6 +20,7 @@ from kreg.cli._output import (
 )
 from kreg.keys import KernelKey, OperatorSpec
 from kreg.model import JobState, Resolution, ResolutionKind
+from kreg.profiles import profile
 
 
 def _print_resolution(r: Resolution) -> None:
@@ -54,7 +55,7 @@ def get(args: argparse.Namespace) -> int:
 
 
 def manifest(args: argparse.Namespace) -> int:
-    operators = [OperatorSpec.parse(op) for op in args.operators]
+    operators = [OperatorSpec.parse(op) for op in args.operators] or list(profile(args.model))
     cache = Path(args.cache) if args.lock else None
     with client_for(args, runtime_for(args.platform, args.toolchain), cache) as client:
         if args.lock:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kreg.cli._common import client_for
-from kreg.cli._output import artifact_row, ARTIFACT_HEADERS, print_json, print_table, progress
+from kreg.cli._output import ARTIFACT_HEADERS, JOB_HEADERS, artifact_row, job_row, print_json, print_table, progress
 from kreg.keys import KernelKey
 from kreg.model import (
     Artifact,
@@ -24,6 +24,7 @@ from kreg.model import (
     Toolchain,
     Verdict,
 )
+from kreg.profiles import profile
 from kreg.serde import from_jsonable
 
 SPEC_EXAMPLE = """{
@@ -104,4 +105,18 @@ def retract(args: argparse.Namespace) -> int:
         print_json(artifact)
     else:
         print(f"retracted {artifact.artifact_id} ({artifact.key}): {artifact.retract_reason}")
+    return 0
+
+
+def warm(args: argparse.Namespace) -> int:
+    """Before a rollout: one job per kernel of the model not served yet on this target."""
+    keys = [KernelKey(args.platform, args.arch, args.model, op) for op in profile(args.model)]
+    with client_for(args) as client:
+        jobs = client.request_generation(keys, priority=args.priority, force=args.force)
+    if args.json:
+        print_json(jobs)
+        return 0
+    progress(f"{args.model} on {args.platform}/{args.arch}: {len(keys)} kernels, {len(keys) - len(jobs)} already served, {len(jobs)} queued")
+    if jobs:
+        print_table(JOB_HEADERS, [job_row(j) for j in jobs])
     return 0
