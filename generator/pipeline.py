@@ -93,11 +93,12 @@ def generate(
 ) -> Generated:
     key = job.key
     started = time.time()
-    module = template_module(key.operator.name, settings.extra_operators)
-    template = load_template(module) if module is not None else None
-    if template is None or template.version != key.operator.version:
+    found = template_module(key.operator.name, settings.extra_operators)
+    template = load_template(found) if found is not None else None
+    if found is None or template is None or template.version != key.operator.version:
         known = ", ".join(f"{t.name}@{t.version}" for t in OPERATORS.values())
         return Generated(None, (), (), f"no template for {key.operator.name}@{key.operator.version} (known: {known})")
+    module: str = found
     params = dict(key.operator.params)
     try:
         record = record_for(key.platform, key.arch)

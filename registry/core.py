@@ -91,10 +91,10 @@ class Registry:
         # Only a key nobody ever tried is queued from the read path: a failed generation is
         # retried on purpose (RequestGeneration), never in a loop driven by cache misses.
         if resolution.kind is ResolutionKind.REFERENCE and not variants and queue and job is None:
-            job, _ = await self._write(self._store.enqueue, key, now=time.time())
+            queued, _ = await self._write(self._store.enqueue, key, now=time.time())
             self._notifier.notify_jobs()
             metrics.JOBS_QUEUED.inc()
-            resolution = _with_job(resolution, job, f"{resolution.reason}; generation job {job.job_id} queued")
+            resolution = _with_job(resolution, queued, f"{resolution.reason}; generation job {queued.job_id} queued")
         elif job is not None and not job.state.terminal:
             resolution = _with_job(resolution, job, resolution.reason)
         metrics.RESOLUTIONS.labels(resolution.kind.name.lower()).inc()

@@ -19,7 +19,7 @@ from kreg.cli._output import (
     resolution_row,
 )
 from kreg.keys import KernelKey, OperatorSpec
-from kreg.model import JobState, Resolution, ResolutionKind
+from kreg.model import Job, JobState, Resolution, ResolutionKind
 from kreg.profiles import profile
 
 
@@ -123,7 +123,8 @@ def jobs(args: argparse.Namespace) -> int:
                 )
             return 0
         state = JobState[args.state.upper()] if args.state else None
-        listed, token = [], ""
+        listed: list[Job] = []
+        token = ""
         while len(listed) < args.limit:
             page, token = client.list_jobs(state=state, page_token=token)
             listed += page
