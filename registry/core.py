@@ -65,6 +65,7 @@ class Registry:
         self._limits = limits
         self._notifier = Notifier()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmdb-writer")
+        self._draining = False
 
     async def _write(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         loop = asyncio.get_running_loop()
@@ -72,6 +73,12 @@ class Registry:
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
+
+    def drain(self) -> None:
+        """End long polls now (they answer 'no job'), so a graceful stop is not held up by
+        idle workers waiting for work."""
+        self._draining = True
+        self._notifier.notify_jobs()
 
     # ------------------------------------------------------------ resolution
 
@@ -216,7 +223,7 @@ class Registry:
                 self._notifier.notify_key(job.key.key_id)
                 return job
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._draining:
                 return None
             # Wake at least every reap interval: an expired lease re-queues a job without a notify.
             await wait_for(queued, min(remaining, self._limits.reap_interval_s))

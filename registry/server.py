@@ -63,6 +63,7 @@ class RunningServer:
         self.reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.reaper
+        self.registry.drain()
         await self.server.stop(grace_s)
         self.registry.close()
         self.store.close()

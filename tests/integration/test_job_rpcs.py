@@ -202,3 +202,20 @@ def test_request_generation_for_a_toolchain_queues_where_only_another_is_served(
         client.publish(*make_artifact(source_only_key, toolchain=TRITON_39, with_binary=False))
         [job] = client.request_generation([source_only_key], toolchain=TRITON_39)
         assert job.toolchain == TRITON_39
+
+
+def test_a_graceful_stop_ends_idle_long_polls_at_once(tmp_path) -> None:
+    from conftest import start_test_server
+
+    srv = start_test_server(tmp_path / "data")
+    answers: list[object] = []
+    with Client(srv.address, timeout_s=5) as client:
+        waiter = threading.Thread(target=lambda: answers.append(client.lease_job(WORKER, wait_s=25, lease_s=30)))
+        waiter.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        srv.stop(grace_s=20)
+        waiter.join(timeout=30)
+        stopped_in = time.monotonic() - started
+    assert answers == [None]  # told "no job", not cut off with an error
+    assert stopped_in < 10  # the 25 s poll did not hold the stop for its grace period
