@@ -10,6 +10,7 @@ import importlib
 from typing import Sequence
 
 from generator.operators import dlrm_dot_interaction, jagged_softmax, jagged_sum, sigrid_hash
+from generator.operators import layer_norm_mul, swish_layer_norm
 from generator.operators.base import OperatorTemplate
 
 OPERATORS: dict[str, OperatorTemplate] = {
@@ -17,6 +18,8 @@ OPERATORS: dict[str, OperatorTemplate] = {
     "jagged_sum": jagged_sum.TEMPLATE,
     "jagged_softmax": jagged_softmax.TEMPLATE,
     "dlrm_dot_interaction": dlrm_dot_interaction.TEMPLATE,
+    "swish_layer_norm": swish_layer_norm.TEMPLATE,
+    "layer_norm_mul": layer_norm_mul.TEMPLATE,
 }
 
 

@@ -124,6 +124,13 @@ def test_ops_name_their_keys_as_the_templates_and_profiles_do() -> None:
         "dlrm_dot_interaction@1{D=128,F=26,dtype=bf16}",
         "sigrid_hash@1{dtype=int64}",
     }
+    ln_x, ln_w = torch.randn(2, 512).bfloat16(), torch.randn(512).bfloat16()
+    layer_norms = {
+        str(kreg.ops.explain("swish_layer_norm", ln_x, ln_w, ln_w).operator),
+        str(kreg.ops.explain("layer_norm_mul", ln_x, ln_x, ln_w, ln_w, act="silu").operator),
+    }
+    assert layer_norms == {"swish_layer_norm@1{D=512,dtype=bf16}", "layer_norm_mul@1{D=512,act=silu,dtype=bf16}"}
+    named |= layer_norms
     profiled = {str(op) for ops in PROFILES.values() for op in ops}
     assert profiled <= named
     for text in named:  # every name is one the template accepts

@@ -16,7 +16,11 @@ PROFILES: dict[str, tuple[OperatorSpec, ...]] = {
         OperatorSpec.parse("dlrm_dot_interaction@1{D=128,F=26,dtype=bf16}"),
     ),
     # HSTU ranker: attention over jagged user histories (the rest of its suite comes with issue 4).
-    "hstu-ranker": (OperatorSpec.parse("jagged_softmax@1{D=128,dtype=bf16}"),),
+    "hstu-ranker": (
+        OperatorSpec.parse("jagged_softmax@1{D=128,dtype=bf16}"),
+        OperatorSpec.parse("swish_layer_norm@1{D=512,dtype=bf16}"),
+        OperatorSpec.parse("layer_norm_mul@1{D=512,act=silu,dtype=bf16}"),
+    ),
 }
 
 

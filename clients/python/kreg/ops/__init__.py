@@ -50,9 +50,11 @@ __all__ = [
     "jagged_softmax",
     "jagged_sum",
     "last_decision",
+    "layer_norm_mul",
     "provider",
     "reset",
     "sigrid_hash",
+    "swish_layer_norm",
 ]
 
 _PROVIDER: Provider | None = None
@@ -304,9 +306,76 @@ def sigrid_hash(ids: torch.Tensor, *, salt: int, modulus: int) -> torch.Tensor:
     return current.run(_prepare_sigrid_hash(ids, salt=salt, modulus=modulus))
 
 
+def _layer_norm_why_not(x: Any, weight: Any, bias: Any, eps: float, *others: Any) -> str:
+    if not all(hasattr(t, "dim") for t in (x, weight, bias, *others)):
+        return "x, weight and bias must be tensors"
+    if x.dim() != 2 or weight.dim() != 1 or bias.dim() != 1 or any(t.shape != x.shape for t in others):
+        return f"want x [N, D] and weight, bias [D]; got {tuple(x.shape)}, {tuple(weight.shape)}, {tuple(bias.shape)}"
+    if weight.shape[0] != x.shape[1] or bias.shape[0] != x.shape[1]:
+        return f"weight {tuple(weight.shape)} and bias {tuple(bias.shape)} do not match x {tuple(x.shape)}"
+    if str(x.dtype) not in _FLOAT_DTYPES or any(t.dtype != x.dtype for t in (weight, bias, *others)):
+        return f"no kernel for x of {x.dtype} with weight {weight.dtype}, bias {bias.dtype}"
+    if x.shape[1] == 0 or x.shape[1] > 8192:
+        return f"no row kernel for D={x.shape[1]} (1-8192)"
+    if eps != 1e-5:
+        return f"the kernels' eps is 1e-5, got {eps!r}"
+    return _needs_grad(x, weight, bias, *others)
+
+
+def _prepare_swish_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, eps: float = 1e-5) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().swish_layer_norm(x, weight, bias, eps=eps)
+
+    why_not = _layer_norm_why_not(x, weight, bias, eps)
+    if why_not:
+        return _call("swish_layer_norm", None, {}, reference, why_not)
+    params = {"D": str(x.shape[1]), "dtype": _FLOAT_DTYPES[str(x.dtype)]}
+    inputs = {"x": _unit_stride(x), "weight": weight.contiguous(), "bias": bias.contiguous()}
+    return _call("swish_layer_norm", OperatorSpec("swish_layer_norm", 1, params), inputs, reference)
+
+
+def swish_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, eps: float = 1e-5) -> torch.Tensor:
+    """x * sigmoid(LN(x; weight, bias)) per row of x [N, D], in fp32, cast back. As
+    kreg.ops.reference.swish_layer_norm, on the served kernel when there is one (eps 1e-5)."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().swish_layer_norm(x, weight, bias, eps=eps)
+    return current.run(_prepare_swish_layer_norm(x, weight, bias, eps=eps))
+
+
+def _prepare_layer_norm_mul(
+    x: torch.Tensor, u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, act: str = "none", eps: float = 1e-5
+) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().layer_norm_mul(x, u, weight, bias, act=act, eps=eps)
+
+    why_not = _layer_norm_why_not(x, weight, bias, eps, u)
+    if not why_not and act not in ("none", "sigmoid", "silu"):
+        why_not = f"act must be none, sigmoid or silu, got {act!r}"
+    if why_not:
+        return _call("layer_norm_mul", None, {}, reference, why_not)
+    params = {"D": str(x.shape[1]), "dtype": _FLOAT_DTYPES[str(x.dtype)]}
+    if act != "none":
+        params["act"] = act  # none, the default, stays unnamed (as in the profiles)
+    inputs = {"x": _unit_stride(x), "u": _unit_stride(u), "weight": weight.contiguous(), "bias": bias.contiguous()}
+    return _call("layer_norm_mul", OperatorSpec("layer_norm_mul", 1, params), inputs, reference)
+
+
+def layer_norm_mul(
+    x: torch.Tensor, u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, act: str = "none", eps: float = 1e-5
+) -> torch.Tensor:
+    """act(u) * LN(x; weight, bias) per row, act none|sigmoid|silu, in fp32, cast back. As
+    kreg.ops.reference.layer_norm_mul, on the served kernel when there is one (eps 1e-5)."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().layer_norm_mul(x, u, weight, bias, act=act, eps=eps)
+    return current.run(_prepare_layer_norm_mul(x, u, weight, bias, act=act, eps=eps))
+
 _PREPARE: dict[str, Callable[..., OpCall]] = {
     "jagged_sum": _prepare_jagged_sum,
     "jagged_softmax": _prepare_jagged_softmax,
     "dlrm_dot_interaction": _prepare_dlrm_dot_interaction,
     "sigrid_hash": _prepare_sigrid_hash,
+    "swish_layer_norm": _prepare_swish_layer_norm,
+    "layer_norm_mul": _prepare_layer_norm_mul,
 }

@@ -195,9 +195,73 @@ def dlrm_dot_interaction_launches(
     ]
 
 
+# --- swish_layer_norm / layer_norm_mul ------------------------------------------------------
+
+# The row kernels hold a whole row in registers; past this width they would spill.
+LAYER_NORM_MAX_D = 8192
+LAYER_NORM_ACTS = {"none": 0, "sigmoid": 1, "silu": 2}
+
+
+def layer_norm_block_d(width: int) -> int:
+    """The kernels' BLOCK_D: the whole row, a power of two (at least 16)."""
+    return max(16, next_power_of_2(width))
+
+
+def _layer_norm_launch(
+    entry_point: str, config: Config, rows: list[Any], out: Any, weight: Any, bias: Any, constexprs: dict[str, Any]
+) -> list[KernelLaunch]:
+    """rows: the [N, D] operands (x, then u); args are their pointers, weight, bias, out,
+    N, D and every [N, D] tensor's row stride."""
+    count, width = rows[0].shape
+    if width > LAYER_NORM_MAX_D:
+        raise ValueError(f"{entry_point}: D={width} is over the row kernels' {LAYER_NORM_MAX_D}")
+    if any(t.stride(1) != 1 for t in (*rows, out)) or weight.stride(0) != 1 or bias.stride(0) != 1:
+        raise ValueError(f"{entry_point}: needs unit stride along D")
+    block_rows = config.constexprs["BLOCK_ROWS"]
+    return [
+        KernelLaunch(
+            entry_point=entry_point,
+            args=(*rows, weight, bias, out, count, width, *(t.stride(0) for t in rows), out.stride(0)),
+            grid=(-(-count // block_rows),),
+            constexprs={**constexprs, "BLOCK_D": layer_norm_block_d(width)},
+        )
+    ]
+
+
+def layer_norm_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    x = inputs["x"]
+    return {"out": torch.empty(x.shape, dtype=x.dtype, device=x.device)}
+
+
+def swish_layer_norm_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    return _layer_norm_launch(
+        "swish_layer_norm_kernel", config, [inputs["x"]], outputs["out"], inputs["weight"], inputs["bias"], {}
+    )
+
+
+def layer_norm_mul_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    act = LAYER_NORM_ACTS[params.get("act", "none")]
+    return _layer_norm_launch(
+        "layer_norm_mul_kernel",
+        config,
+        [inputs["x"], inputs["u"]],
+        outputs["out"],
+        inputs["weight"],
+        inputs["bias"],
+        {"ACT": act},
+    )
+
 PLANS: dict[str, LaunchPlan] = {
     "sigrid_hash": LaunchPlan(sigrid_hash_allocate_outputs, sigrid_hash_launches),
     "jagged_sum": LaunchPlan(jagged_sum_allocate_outputs, jagged_sum_launches),
     "jagged_softmax": LaunchPlan(jagged_softmax_allocate_outputs, jagged_softmax_launches),
     "dlrm_dot_interaction": LaunchPlan(dlrm_dot_interaction_allocate_outputs, dlrm_dot_interaction_launches),
+    "swish_layer_norm": LaunchPlan(layer_norm_allocate_outputs, swish_layer_norm_launches),
+    "layer_norm_mul": LaunchPlan(layer_norm_allocate_outputs, layer_norm_mul_launches),
 }

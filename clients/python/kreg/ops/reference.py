@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["dlrm_dot_interaction", "jagged_softmax", "jagged_sum", "sigrid_hash"]
+__all__ = [
+    "dlrm_dot_interaction",
+    "jagged_softmax",
+    "jagged_sum",
+    "layer_norm_mul",
+    "sigrid_hash",
+    "swish_layer_norm",
+]
 
 
 def _accumulator(dtype: torch.dtype) -> torch.dtype:
@@ -153,3 +160,45 @@ def sigrid_hash(ids: torch.Tensor, *, salt: int, modulus: int) -> torch.Tensor:
     if modulus > 1:
         return torch.remainder(hashed, modulus)
     return hashed
+
+
+# --- layer norms (generative-recommenders pt_layer_norm.py) -------------------------------------
+
+LAYER_NORM_ACTIVATIONS = ("none", "sigmoid", "silu")
+
+
+def _layer_norm_fp32(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """LN over the last dim of x [N, D] in the accumulator dtype, with weight and bias [D]."""
+    if x.dim() != 2:
+        raise ValueError(f"x must be [N, D], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be floating point, got {x.dtype}")
+    width = x.shape[1]
+    if weight.shape != (width,) or bias.shape != (width,):
+        raise ValueError(f"weight and bias must be [{width}], got {tuple(weight.shape)}, {tuple(bias.shape)}")
+    acc = _accumulator(x.dtype)
+    return torch.nn.functional.layer_norm(x.to(acc), (width,), weight.to(acc), bias.to(acc), eps)
+
+
+def swish_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, eps: float = 1e-5) -> torch.Tensor:
+    """x * sigmoid(LN(x; weight, bias)) per row of x [N, D], in float32, cast back once."""
+    y = _layer_norm_fp32(x, weight, bias, eps)
+    return (x.to(y.dtype) * torch.sigmoid(y)).to(x.dtype)
+
+
+def layer_norm_mul(
+    x: torch.Tensor, u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, act: str = "none", eps: float = 1e-5
+) -> torch.Tensor:
+    """act(u) * LN(x; weight, bias) for x, u [N, D], act none|sigmoid|silu, in float32, cast back once."""
+    if act not in LAYER_NORM_ACTIVATIONS:
+        raise ValueError(f"act must be one of {', '.join(LAYER_NORM_ACTIVATIONS)}, got {act!r}")
+    if u.shape != x.shape or u.dtype != x.dtype:
+        raise ValueError(f"u {tuple(u.shape)} {u.dtype} must match x {tuple(x.shape)} {x.dtype}")
+    y = _layer_norm_fp32(x, weight, bias, eps)
+    gate = u.to(y.dtype)
+    if act == "sigmoid":
+        gate = torch.sigmoid(gate)
+    elif act == "silu":
+        gate = torch.nn.functional.silu(gate)
+    return (gate * y).to(x.dtype)
+
