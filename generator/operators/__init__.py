@@ -11,6 +11,7 @@ from typing import Sequence
 
 from generator.operators import dlrm_dot_interaction, jagged_softmax, jagged_sum, sigrid_hash
 from generator.operators import layer_norm_mul, swish_layer_norm
+from generator.operators import dense_to_jagged, jagged_to_padded_dense, jagged_truncate
 from generator.operators.base import OperatorTemplate
 
 OPERATORS: dict[str, OperatorTemplate] = {
@@ -20,6 +21,9 @@ OPERATORS: dict[str, OperatorTemplate] = {
     "dlrm_dot_interaction": dlrm_dot_interaction.TEMPLATE,
     "swish_layer_norm": swish_layer_norm.TEMPLATE,
     "layer_norm_mul": layer_norm_mul.TEMPLATE,
+    "jagged_truncate": jagged_truncate.TEMPLATE,
+    "jagged_to_padded_dense": jagged_to_padded_dense.TEMPLATE,
+    "dense_to_jagged": dense_to_jagged.TEMPLATE,
 }
 
 

@@ -57,6 +57,9 @@ RANDOM_DIMS: dict[str, dict[str, int]] = {
     "jagged_sum": {"B": 6, "D": 40, "len_max": 30},
     "jagged_softmax": {"B": 6, "D": 40, "len_max": 30, "max_L": 20},
     "dlrm_dot_interaction": {"B": 5, "F": 7, "D": 40},
+    "jagged_truncate": {"B": 6, "D": 40, "len_max": 30, "N": 17},
+    "jagged_to_padded_dense": {"B": 6, "D": 40, "len_max": 30, "N": 17},
+    "dense_to_jagged": {"B": 6, "D": 40, "len_max": 30, "N": 17},
 }
 SEEDS = (0, 1, 2)
 
@@ -307,6 +310,9 @@ SPECIALIZATIONS = {
     "jagged_sum": [{}, {"D": "128"}, {"D": "128", "dtype": "bf16", "mean": "1"}],
     "jagged_softmax": [{}, {"D": "128"}, {"D": "512", "dtype": "bf16"}],
     "dlrm_dot_interaction": [{}, {"D": "128", "F": "26", "dtype": "bf16"}],
+    "jagged_truncate": [{}, {"D": "128", "dtype": "bf16", "keep": "last"}],
+    "jagged_to_padded_dense": [{}, {"D": "512", "dtype": "bf16"}],
+    "dense_to_jagged": [{}, {"D": "512", "dtype": "bf16"}],
 }
 
 
@@ -404,6 +410,8 @@ _TRITON_TYPES = {
 def signature_of(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return "*" + _TRITON_TYPES[value.dtype]
+    if isinstance(value, float):
+        return "fp32"
     return "i32" if -(2**31) <= value < 2**31 else "i64"
 
 

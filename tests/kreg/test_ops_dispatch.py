@@ -131,6 +131,18 @@ def test_ops_name_their_keys_as_the_templates_and_profiles_do() -> None:
     }
     assert layer_norms == {"swish_layer_norm@1{D=512,dtype=bf16}", "layer_norm_mul@1{D=512,act=silu,dtype=bf16}"}
     named |= layer_norms
+    histories, starts = jagged([3, 0, 5], 512, torch.bfloat16)
+    jagged_dense = {
+        str(kreg.ops.explain("jagged_truncate", histories, starts, max_len=4, keep="last").operator),
+        str(kreg.ops.explain("jagged_to_padded_dense", histories, starts, max_len=4).operator),
+        str(kreg.ops.explain("dense_to_jagged", torch.randn(3, 4, 512).bfloat16(), starts).operator),
+    }
+    assert jagged_dense == {
+        "jagged_truncate@1{D=512,dtype=bf16,keep=last}",
+        "jagged_to_padded_dense@1{D=512,dtype=bf16}",
+        "dense_to_jagged@1{D=512,dtype=bf16}",
+    }
+    named |= jagged_dense
     profiled = {str(op) for ops in PROFILES.values() for op in ops}
     assert profiled <= named
     for text in named:  # every name is one the template accepts

@@ -379,3 +379,123 @@ _PREPARE: dict[str, Callable[..., OpCall]] = {
     "swish_layer_norm": _prepare_swish_layer_norm,
     "layer_norm_mul": _prepare_layer_norm_mul,
 }
+
+
+# --- jagged_truncate / jagged_to_padded_dense / dense_to_jagged ---------------------------------
+
+
+def _max_len_why_not(max_len: Any) -> str:
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
+        return f"max_len must be an int >= 0, got {max_len!r}"
+    return ""
+
+
+def _prepare_jagged_truncate(values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, keep: str = "first") -> OpCall:
+    def reference() -> tuple[torch.Tensor, torch.Tensor]:
+        return _reference().jagged_truncate(values, offsets, max_len=max_len, keep=keep)
+
+    why_not = _jagged_why_not(values, offsets) or _max_len_why_not(max_len)
+    if not why_not and keep not in ("first", "last"):
+        why_not = f"keep must be 'first' or 'last', got {keep!r}"
+    if why_not:
+        return _call("jagged_truncate", None, {}, reference, why_not)
+    from dataclasses import replace
+
+    params = _jagged_params(values, offsets)
+    if keep == "last":
+        params["keep"] = "last"  # first, the default, stays unnamed
+    inputs = {"values": _unit_stride(values), "offsets": offsets.contiguous(), "N": max_len}
+    call = _call("jagged_truncate", OperatorSpec("jagged_truncate", 1, params), inputs, reference)
+    return replace(call, output=("values", "offsets"))
+
+
+def jagged_truncate(
+    values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, keep: str = "first"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, offsets) keeping the first (or, keep="last", the last) min(len_b, max_len)
+    items of every row. As kreg.ops.reference.jagged_truncate, on the served kernel when
+    there is one; the kernel fills a buffer sized from shapes, and the kept count is read
+    back (one device sync, as any op whose output size is data)."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().jagged_truncate(values, offsets, max_len=max_len, keep=keep)
+    new_values, new_offsets = current.run(_prepare_jagged_truncate(values, offsets, max_len=max_len, keep=keep))
+    kept = int(new_offsets[-1])
+    return (new_values if new_values.shape[0] == kept else new_values[:kept]), new_offsets
+
+
+def _prepare_jagged_to_padded_dense(
+    values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, padding_value: float = 0.0
+) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().jagged_to_padded_dense(values, offsets, max_len=max_len, padding_value=padding_value)
+
+    why_not = _jagged_why_not(values, offsets) or _max_len_why_not(max_len)
+    if not why_not and (isinstance(padding_value, bool) or not isinstance(padding_value, (int, float))):
+        why_not = f"padding_value must be a number, got {padding_value!r}"
+    if why_not:
+        return _call("jagged_to_padded_dense", None, {}, reference, why_not)
+    inputs = {
+        "values": _unit_stride(values),
+        "offsets": offsets.contiguous(),
+        "N": max_len,
+        "padding_value": float(padding_value),
+    }
+    spec = OperatorSpec("jagged_to_padded_dense", 1, _jagged_params(values, offsets))
+    return _call("jagged_to_padded_dense", spec, inputs, reference)
+
+
+def jagged_to_padded_dense(
+    values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, padding_value: float = 0.0
+) -> torch.Tensor:
+    """[B, max_len, D]: each row's first min(len_b, max_len) items, then padding_value. As
+    kreg.ops.reference.jagged_to_padded_dense, on the served kernel when there is one."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().jagged_to_padded_dense(values, offsets, max_len=max_len, padding_value=padding_value)
+    return current.run(_prepare_jagged_to_padded_dense(values, offsets, max_len=max_len, padding_value=padding_value))
+
+
+def _prepare_dense_to_jagged(dense: torch.Tensor, offsets: torch.Tensor, *, total_L: int | None = None) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().dense_to_jagged(dense, offsets, total_L=total_L)
+
+    why_not = ""
+    if not (hasattr(dense, "dim") and hasattr(offsets, "dim")):
+        why_not = "dense and offsets must be tensors"
+    elif dense.dim() != 3 or offsets.dim() != 1 or offsets.numel() != dense.shape[0] + 1:
+        why_not = f"want dense [B, N, D] and offsets [B+1]; got {tuple(dense.shape)}, {tuple(offsets.shape)}"
+    elif str(dense.dtype) not in _FLOAT_DTYPES:
+        why_not = f"no kernel for dense of {dense.dtype}"
+    elif str(offsets.dtype) not in _INDEX_DTYPES:
+        why_not = f"offsets must be int32 or int64, got {offsets.dtype}"
+    elif dense.shape[2] == 0:
+        why_not = "zero-width dense"
+    elif total_L is not None and (isinstance(total_L, bool) or not isinstance(total_L, int) or total_L < 0):
+        why_not = f"total_L must be an int >= 0, got {total_L!r}"
+    else:
+        why_not = _needs_grad(dense)
+    if why_not:
+        return _call("dense_to_jagged", None, {}, reference, why_not)
+    params = {"D": str(dense.shape[2]), "dtype": _FLOAT_DTYPES[str(dense.dtype)]}
+    if str(offsets.dtype) == "torch.int32":
+        params["index_dtype"] = "int32"
+    # total_L (fbgemm's argument) sizes the output; without it, one read of offsets[-1].
+    total = int(offsets[-1]) if total_L is None else total_L
+    inputs = {"dense": _unit_stride(dense), "offsets": offsets.contiguous(), "L": total}
+    return _call("dense_to_jagged", OperatorSpec("dense_to_jagged", 1, params), inputs, reference)
+
+
+def dense_to_jagged(dense: torch.Tensor, offsets: torch.Tensor, *, total_L: int | None = None) -> torch.Tensor:
+    """values [L, D] with row b's item i = dense[b, i] (0 past the dense length). As
+    kreg.ops.reference.dense_to_jagged, on the served kernel when there is one."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().dense_to_jagged(dense, offsets, total_L=total_L)
+    return current.run(_prepare_dense_to_jagged(dense, offsets, total_L=total_L))
+
+
+_PREPARE["jagged_truncate"] = _prepare_jagged_truncate
+_PREPARE["jagged_to_padded_dense"] = _prepare_jagged_to_padded_dense
+_PREPARE["dense_to_jagged"] = _prepare_dense_to_jagged
+__all__ += ["dense_to_jagged", "jagged_to_padded_dense", "jagged_truncate"]

@@ -257,6 +257,136 @@ def layer_norm_mul_launches(
         {"ACT": act},
     )
 
+# --- jagged_truncate ------------------------------------------------------------------------
+
+
+def truncated_capacity(total: int, rows: int, max_len: int) -> int:
+    """Rows of jagged_truncate's values buffer: min(L, B * N), a bound on the kept items that
+    needs only shapes (the exact count is data, known on the device after the scan)."""
+    return min(total, rows * max_len)
+
+
+def jagged_truncate_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    values, offsets = inputs["values"], inputs["offsets"]
+    capacity = truncated_capacity(values.shape[0], offsets.numel() - 1, inputs["N"])
+    return {
+        "values": torch.empty(capacity, values.shape[1], dtype=values.dtype, device=values.device),
+        "offsets": torch.empty_like(offsets),
+    }
+
+
+def jagged_truncate_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    """The scan of the kept lengths (one program), then the copy, which reads the new offsets.
+    The copy also zero-fills the buffer's rows past the new total (see the template)."""
+    values, offsets = inputs["values"], inputs["offsets"]
+    out_values, out_offsets = outputs["values"], outputs["offsets"]
+    if values.stride(1) != 1 or out_values.stride(1) != 1:
+        raise ValueError("jagged_truncate needs unit stride along D")
+    if offsets.stride(0) != 1 or out_offsets.stride(0) != 1:
+        raise ValueError("jagged_truncate needs contiguous offsets")
+    max_len = inputs["N"]
+    if max_len < 0:
+        raise ValueError(f"N must be >= 0, got {max_len}")
+    rows, width = offsets.numel() - 1, values.shape[1]
+    # No row is longer than L, so min(N, L) truncates the same and always fits the kernel.
+    max_len = min(max_len, values.shape[0])
+    block_d = config.constexprs["BLOCK_D"]
+    return [
+        KernelLaunch(
+            entry_point="jagged_truncate_offsets_kernel",
+            args=(offsets, out_offsets, rows, max_len),
+            grid=(1,),
+        ),
+        KernelLaunch(
+            entry_point="jagged_truncate_kernel",
+            args=(
+                values,
+                offsets,
+                out_values,
+                out_offsets,
+                max_len,
+                width,
+                rows,
+                out_values.shape[0],
+                values.stride(0),
+                out_values.stride(0),
+            ),
+            grid=(rows, -(-width // block_d)),
+            constexprs={"KEEP_LAST": params.get("keep", "first") == "last"},
+        ),
+    ]
+
+
+# --- jagged_to_padded_dense / dense_to_jagged -----------------------------------------------
+
+
+def jagged_to_padded_dense_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    values, offsets = inputs["values"], inputs["offsets"]
+    shape = (offsets.numel() - 1, inputs["N"], values.shape[1])
+    return {"out": torch.empty(shape, dtype=values.dtype, device=values.device)}
+
+
+def jagged_to_padded_dense_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    values, offsets, out = inputs["values"], inputs["offsets"], outputs["out"]
+    if values.stride(1) != 1 or out.stride(2) != 1:
+        raise ValueError("jagged_to_padded_dense needs unit stride along D")
+    if offsets.stride(0) != 1:
+        raise ValueError("jagged_to_padded_dense needs contiguous offsets")
+    rows, max_len, width = out.shape
+    block_d = config.constexprs["BLOCK_D"]
+    return [
+        KernelLaunch(
+            entry_point="jagged_to_padded_dense_kernel",
+            args=(
+                values,
+                offsets,
+                out,
+                max_len,
+                width,
+                float(inputs["padding_value"]),
+                values.stride(0),
+                out.stride(0),
+                out.stride(1),
+            ),
+            grid=(rows, -(-width // block_d)),
+        )
+    ]
+
+
+def dense_to_jagged_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    dense = inputs["dense"]
+    return {"out": torch.empty(inputs["L"], dense.shape[2], dtype=dense.dtype, device=dense.device)}
+
+
+def dense_to_jagged_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    dense, offsets, out = inputs["dense"], inputs["offsets"], outputs["out"]
+    if dense.stride(2) != 1 or out.stride(1) != 1:
+        raise ValueError("dense_to_jagged needs unit stride along D")
+    if offsets.stride(0) != 1:
+        raise ValueError("dense_to_jagged needs contiguous offsets")
+    rows, max_len, width = dense.shape
+    block_d = config.constexprs["BLOCK_D"]
+    return [
+        KernelLaunch(
+            entry_point="dense_to_jagged_kernel",
+            args=(dense, offsets, out, max_len, width, dense.stride(0), dense.stride(1), out.stride(0)),
+            grid=(rows, -(-width // block_d)),
+        )
+    ]
+
+
 PLANS: dict[str, LaunchPlan] = {
     "sigrid_hash": LaunchPlan(sigrid_hash_allocate_outputs, sigrid_hash_launches),
     "jagged_sum": LaunchPlan(jagged_sum_allocate_outputs, jagged_sum_launches),
@@ -264,4 +394,7 @@ PLANS: dict[str, LaunchPlan] = {
     "dlrm_dot_interaction": LaunchPlan(dlrm_dot_interaction_allocate_outputs, dlrm_dot_interaction_launches),
     "swish_layer_norm": LaunchPlan(layer_norm_allocate_outputs, swish_layer_norm_launches),
     "layer_norm_mul": LaunchPlan(layer_norm_allocate_outputs, layer_norm_mul_launches),
+    "jagged_truncate": LaunchPlan(jagged_truncate_allocate_outputs, jagged_truncate_launches),
+    "jagged_to_padded_dense": LaunchPlan(jagged_to_padded_dense_allocate_outputs, jagged_to_padded_dense_launches),
+    "dense_to_jagged": LaunchPlan(dense_to_jagged_allocate_outputs, dense_to_jagged_launches),
 }

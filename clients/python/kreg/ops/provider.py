@@ -62,7 +62,9 @@ class OpCall:
     inputs: Mapping[str, Any]
     reference: Callable[[], Any]
     why_not: str = ""
-    output: str = "out"
+    # The output returned: one name, or several returned as a tuple in this order (the
+    # reference returns the same tuple); a name the outputs lack is skipped (optional outputs).
+    output: str | tuple[str, ...] = "out"
 
 
 def interpreting() -> bool:
@@ -121,6 +123,8 @@ class Provider:
             self._record(call, failed)
             return call.reference()
         self._record(call, decision)
+        if isinstance(call.output, tuple):
+            return tuple(outputs[name] for name in call.output if name in outputs)
         return outputs[call.output]
 
     def explain(self, call: OpCall) -> Decision:

@@ -16,9 +16,12 @@ from __future__ import annotations
 import torch
 
 __all__ = [
+    "dense_to_jagged",
     "dlrm_dot_interaction",
     "jagged_softmax",
     "jagged_sum",
+    "jagged_to_padded_dense",
+    "jagged_truncate",
     "layer_norm_mul",
     "sigrid_hash",
     "swish_layer_norm",
@@ -202,3 +205,68 @@ def layer_norm_mul(
         gate = torch.nn.functional.silu(gate)
     return (gate * y).to(x.dtype)
 
+
+def _positions(offsets: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(row of every item [L], its position within its row [L], row lengths [B]), int64."""
+    rows, lengths = _row_ids(offsets, total)
+    position = torch.arange(total, device=offsets.device) - offsets.long()[:-1][rows]
+    return rows, position, lengths
+
+
+def jagged_truncate(
+    values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, keep: str = "first"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the first (`keep="first"`) or the last (`keep="last"`) min(len_b, max_len) items
+    of every row: (new values [sum of kept, D], new offsets [B+1] of the offsets' dtype).
+    Items keep their order; an empty row or max_len 0 keeps nothing."""
+    _check_jagged(values, offsets)
+    if max_len < 0:
+        raise ValueError(f"max_len must be >= 0, got {max_len}")
+    if keep not in ("first", "last"):
+        raise ValueError(f"keep must be 'first' or 'last', got {keep!r}")
+    rows, position, lengths = _positions(offsets, values.shape[0])
+    if keep == "first":
+        kept = position < max_len
+    else:
+        kept = position >= lengths[rows] - max_len
+    new_offsets = torch.zeros(lengths.numel() + 1, dtype=torch.int64, device=offsets.device)
+    torch.cumsum(lengths.clamp(max=max_len), 0, out=new_offsets[1:])
+    return values[kept], new_offsets.to(offsets.dtype)
+
+
+def jagged_to_padded_dense(
+    values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, padding_value: float = 0.0
+) -> torch.Tensor:
+    """fbgemm's jagged_to_padded_dense for one jagged dimension: [B, max_len, D], row b's
+    first min(len_b, max_len) items, then `padding_value` (rows longer than max_len are
+    truncated). The padding is rounded to the values' dtype."""
+    _check_jagged(values, offsets)
+    if max_len < 0:
+        raise ValueError(f"max_len must be >= 0, got {max_len}")
+    total, width = values.shape
+    rows, position, lengths = _positions(offsets, total)
+    out = torch.full((lengths.numel(), max_len, width), padding_value, dtype=values.dtype, device=values.device)
+    kept = position < max_len
+    out[rows[kept], position[kept]] = values[kept]
+    return out
+
+
+def dense_to_jagged(dense: torch.Tensor, offsets: torch.Tensor, *, total_L: int | None = None) -> torch.Tensor:
+    """fbgemm's dense_to_jagged: values [L, D] with L = offsets[-1], item i of row b taken
+    from dense[b, i]; items at positions >= N (rows longer than the dense [B, N, D]) are 0.
+    `total_L` is L when the caller knows it (as fbgemm's argument: saves a device sync)."""
+    if dense.dim() != 3:
+        raise ValueError(f"dense must be [B, N, D], got shape {tuple(dense.shape)}")
+    if offsets.dim() != 1 or offsets.numel() != dense.shape[0] + 1:
+        raise ValueError(f"offsets must be [B+1] for dense {tuple(dense.shape)}, got {tuple(offsets.shape)}")
+    if offsets.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"offsets must be int32 or int64, got {offsets.dtype}")
+    if not dense.is_floating_point():
+        raise TypeError(f"dense must be floating point, got {dense.dtype}")
+    batch, max_len, width = dense.shape
+    total = int(offsets[-1]) if total_L is None else total_L
+    rows, position, _ = _positions(offsets, total)
+    out = torch.zeros(total, width, dtype=dense.dtype, device=dense.device)
+    kept = position < max_len
+    out[kept] = dense[rows[kept], position[kept]]
+    return out
