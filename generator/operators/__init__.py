@@ -12,9 +12,12 @@ from typing import Sequence
 from generator.operators import dlrm_dot_interaction, jagged_softmax, jagged_sum, sigrid_hash
 from generator.operators import layer_norm_mul, swish_layer_norm
 from generator.operators import dense_to_jagged, jagged_to_padded_dense, jagged_truncate
+from generator.operators import hstu_attention, jagged_flash_attention
 from generator.operators.base import OperatorTemplate
 
 OPERATORS: dict[str, OperatorTemplate] = {
+    "jagged_flash_attention": jagged_flash_attention.TEMPLATE,
+    "hstu_attention": hstu_attention.TEMPLATE,
     "sigrid_hash": sigrid_hash.TEMPLATE,
     "jagged_sum": jagged_sum.TEMPLATE,
     "jagged_softmax": jagged_softmax.TEMPLATE,

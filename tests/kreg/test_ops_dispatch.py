@@ -143,6 +143,13 @@ def test_ops_name_their_keys_as_the_templates_and_profiles_do() -> None:
         "dense_to_jagged@1{D=512,dtype=bf16}",
     }
     named |= jagged_dense
+    heads = torch.randn(8, 4, 128).bfloat16()
+    attention = {
+        str(kreg.ops.explain("hstu_attention", heads, heads, heads, torch.tensor([0, 3, 8]), max_len=6).operator),
+        str(kreg.ops.explain("jagged_flash_attention", heads[:, 0], heads[:, 0], heads[:, 0], torch.tensor([0, 3, 8]).int(), max_len=6).operator),
+    }
+    assert attention == {"hstu_attention@1{D=128,H=4,dtype=bf16}", "jagged_flash_attention@1{D=128,dtype=bf16,index_dtype=int32}"}
+    named |= attention
     profiled = {str(op) for ops in PROFILES.values() for op in ops}
     assert profiled <= named
     for text in named:  # every name is one the template accepts

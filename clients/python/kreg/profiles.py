@@ -18,6 +18,7 @@ PROFILES: dict[str, tuple[OperatorSpec, ...]] = {
     # HSTU ranker: attention over jagged user histories (the rest of its suite comes with issue 4).
     "hstu-ranker": (
         OperatorSpec.parse("jagged_softmax@1{D=128,dtype=bf16}"),
+        OperatorSpec.parse("hstu_attention@1{D=128,H=4,dtype=bf16}"),
         OperatorSpec.parse("jagged_truncate@1{D=512,dtype=bf16,keep=last}"),
         OperatorSpec.parse("jagged_to_padded_dense@1{D=512,dtype=bf16}"),
         OperatorSpec.parse("dense_to_jagged@1{D=512,dtype=bf16}"),

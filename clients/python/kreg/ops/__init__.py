@@ -499,3 +499,141 @@ _PREPARE["jagged_truncate"] = _prepare_jagged_truncate
 _PREPARE["jagged_to_padded_dense"] = _prepare_jagged_to_padded_dense
 _PREPARE["dense_to_jagged"] = _prepare_dense_to_jagged
 __all__ += ["dense_to_jagged", "jagged_to_padded_dense", "jagged_truncate"]
+
+
+# --- jagged_flash_attention / hstu_attention ----------------------------------------------------
+
+
+def _attention_why_not(q: Any, k: Any, v: Any, offsets: Any, dims: int) -> str:
+    if not all(hasattr(t, "dim") for t in (q, k, v, offsets)):
+        return "q, k, v and offsets must be tensors"
+    if any(t.dim() != dims for t in (q, k, v)) or offsets.dim() != 1 or offsets.numel() < 1:
+        return f"want q, k, v of {dims} dims and offsets [B+1]; got {tuple(q.shape)}, {tuple(offsets.shape)}"
+    if not (q.shape == k.shape == v.shape) or not (q.dtype == k.dtype == v.dtype):
+        return "q, k, v must share one shape and dtype"
+    if str(q.dtype) not in _FLOAT_DTYPES:
+        return f"no kernel for {q.dtype}"
+    if str(offsets.dtype) not in _INDEX_DTYPES:
+        return f"offsets must be int32 or int64, got {offsets.dtype}"
+    if 0 in q.shape[1:]:
+        return "zero heads or zero width"
+    return _needs_grad(q, k, v)
+
+
+def _attention_params(q: torch.Tensor, offsets: torch.Tensor) -> dict[str, str]:
+    params = {"D": str(q.shape[-1]), "dtype": _FLOAT_DTYPES[str(q.dtype)]}
+    if q.dim() == 3:
+        params["H"] = str(q.shape[1])
+    if str(offsets.dtype) == "torch.int32":
+        params["index_dtype"] = "int32"
+    return params
+
+
+def _valid_max_len(max_len: Any) -> str:
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+        return f"max_len must be an int >= 1, got {max_len!r}"
+    if max_len >= 2**31:
+        return f"max_len={max_len} does not fit the kernels' int32"
+    return ""
+
+
+def _prepare_jagged_flash_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, *, max_len: int
+) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().jagged_flash_attention(q, k, v, offsets, max_len=max_len)
+
+    why_not = _attention_why_not(q, k, v, offsets, 2) or _valid_max_len(max_len)
+    if why_not:
+        return _call("jagged_flash_attention", None, {}, reference, why_not)
+    inputs = {
+        "q": _unit_stride(q),
+        "k": _unit_stride(k),
+        "v": _unit_stride(v),
+        "offsets": offsets.contiguous(),
+        "max_N": max_len,
+    }
+    spec = OperatorSpec("jagged_flash_attention", 1, _attention_params(q, offsets))
+    return _call("jagged_flash_attention", spec, inputs, reference)
+
+
+def jagged_flash_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, *, max_len: int
+) -> torch.Tensor:
+    """Per jagged row truncated to max_len items, softmax(Q Kᵀ) / max_len @ V (fbgemm SLL,
+    no 1/sqrt(d)); q, k, v [L, D]; items past max_len are 0. As
+    kreg.ops.reference.jagged_flash_attention, on the served kernel when there is one."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().jagged_flash_attention(q, k, v, offsets, max_len=max_len)
+    return current.run(_prepare_jagged_flash_attention(q, k, v, offsets, max_len=max_len))
+
+
+def _prepare_hstu_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    offsets: torch.Tensor,
+    *,
+    max_len: int,
+    num_targets: torch.Tensor | None = None,
+    alpha: float | None = None,
+) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().hstu_attention(q, k, v, offsets, max_len=max_len, num_targets=num_targets, alpha=alpha)
+
+    why_not = _attention_why_not(q, k, v, offsets, 3) or _valid_max_len(max_len)
+    if not why_not and num_targets is not None:
+        if not hasattr(num_targets, "dim") or str(num_targets.dtype) not in _INDEX_DTYPES:
+            why_not = "num_targets must be an int32 or int64 tensor"
+        elif num_targets.shape != (offsets.numel() - 1,):
+            why_not = f"num_targets must be [B], got {tuple(num_targets.shape)}"
+    if not why_not and alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float))):
+        why_not = f"alpha must be a number, got {alpha!r}"
+    if why_not:
+        return _call("hstu_attention", None, {}, reference, why_not)
+    import torch
+
+    inputs = {
+        "q": _unit_stride(q),
+        "k": _unit_stride(k),
+        "v": _unit_stride(v),
+        "offsets": offsets.contiguous(),
+        # One pointer type for every call: int64 [B] (a negligible copy when int32); zeros
+        # without targets, which is the same mask.
+        "num_targets": (
+            num_targets.to(torch.int64).contiguous()
+            if num_targets is not None
+            else torch.zeros(offsets.numel() - 1, dtype=torch.int64, device=offsets.device)
+        ),
+        "max_N": max_len,
+        "alpha": float(alpha) if alpha is not None else None,
+    }
+    spec = OperatorSpec("hstu_attention", 1, _attention_params(q, offsets))
+    return _call("hstu_attention", spec, inputs, reference)
+
+
+def hstu_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    offsets: torch.Tensor,
+    *,
+    max_len: int,
+    num_targets: torch.Tensor | None = None,
+    alpha: float | None = None,
+) -> torch.Tensor:
+    """HSTU attention forward: per row and head, (silu(alpha Q Kᵀ) / max_len * mask) V with the
+    causal + num_targets mask; q, k, v [L, H, D]; alpha defaults to 1/sqrt(D). As
+    kreg.ops.reference.hstu_attention, on the served kernel when there is one."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().hstu_attention(q, k, v, offsets, max_len=max_len, num_targets=num_targets, alpha=alpha)
+    return current.run(
+        _prepare_hstu_attention(q, k, v, offsets, max_len=max_len, num_targets=num_targets, alpha=alpha)
+    )
+
+
+_PREPARE["jagged_flash_attention"] = _prepare_jagged_flash_attention
+_PREPARE["hstu_attention"] = _prepare_hstu_attention
+__all__ += ["hstu_attention", "jagged_flash_attention"]

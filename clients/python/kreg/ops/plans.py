@@ -387,6 +387,94 @@ def dense_to_jagged_launches(
     ]
 
 
+# --- jagged_flash_attention / hstu_attention -------------------------------------------------
+
+
+def _attention_width_block(width: int) -> int:
+    """The whole head dim in one tile, at least tl.dot's minimum of 16."""
+    return max(MIN_DOT, next_power_of_2(width))
+
+
+def jagged_flash_attention_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    return {"out": torch.empty_like(inputs["v"])}
+
+
+def jagged_flash_attention_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    q, k, v, offsets, out = inputs["q"], inputs["k"], inputs["v"], inputs["offsets"], outputs["out"]
+    if any(t.stride(1) != 1 for t in (q, k, v, out)):
+        raise ValueError("jagged_flash_attention needs unit stride along D")
+    if offsets.stride(0) != 1:
+        raise ValueError("jagged_flash_attention needs contiguous offsets")
+    max_len = inputs["max_N"]
+    if max_len < 1:
+        raise ValueError(f"max_N must be >= 1, got {max_len}")
+    rows, width = offsets.numel() - 1, q.shape[1]
+    block_m = config.constexprs["BLOCK_M"]
+    return [
+        KernelLaunch(
+            entry_point="jagged_flash_attention_kernel",
+            args=(q, k, v, offsets, out, width, max_len, q.stride(0), k.stride(0), v.stride(0), out.stride(0)),
+            # No row has more than L items: query blocks past min(N, L) would all be idle.
+            grid=(rows, -(-min(max_len, q.shape[0]) // block_m)),
+            constexprs={"BLOCK_D": _attention_width_block(width)},
+        )
+    ]
+
+
+def hstu_attention_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    return {"out": torch.empty_like(inputs["v"])}
+
+
+def hstu_attention_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    q, k, v, offsets, out = inputs["q"], inputs["k"], inputs["v"], inputs["offsets"], outputs["out"]
+    targets = inputs["num_targets"]
+    if any(t.stride(2) != 1 for t in (q, k, v, out)):
+        raise ValueError("hstu_attention needs unit stride along D")
+    if offsets.stride(0) != 1 or targets.stride(0) != 1:
+        raise ValueError("hstu_attention needs contiguous offsets and num_targets")
+    max_len = inputs["max_N"]
+    if max_len < 1:
+        raise ValueError(f"max_N must be >= 1, got {max_len}")
+    rows, heads, width = offsets.numel() - 1, q.shape[1], q.shape[2]
+    block_m = config.constexprs["BLOCK_M"]
+    alpha = float(inputs["alpha"]) if inputs.get("alpha") is not None else width**-0.5
+    return [
+        KernelLaunch(
+            entry_point="hstu_attention_kernel",
+            args=(
+                q,
+                k,
+                v,
+                offsets,
+                # int64 [B], zeros when the call has none (the same mask as no targets).
+                targets,
+                out,
+                width,
+                max_len,
+                alpha,
+                q.stride(0),
+                q.stride(1),
+                k.stride(0),
+                k.stride(1),
+                v.stride(0),
+                v.stride(1),
+                out.stride(0),
+                out.stride(1),
+            ),
+            grid=(rows, heads, -(-min(max_len, q.shape[0]) // block_m)),
+            constexprs={"BLOCK_D": _attention_width_block(width)},
+        )
+    ]
+
+
 PLANS: dict[str, LaunchPlan] = {
     "sigrid_hash": LaunchPlan(sigrid_hash_allocate_outputs, sigrid_hash_launches),
     "jagged_sum": LaunchPlan(jagged_sum_allocate_outputs, jagged_sum_launches),
@@ -394,6 +482,8 @@ PLANS: dict[str, LaunchPlan] = {
     "dlrm_dot_interaction": LaunchPlan(dlrm_dot_interaction_allocate_outputs, dlrm_dot_interaction_launches),
     "swish_layer_norm": LaunchPlan(layer_norm_allocate_outputs, swish_layer_norm_launches),
     "layer_norm_mul": LaunchPlan(layer_norm_allocate_outputs, layer_norm_mul_launches),
+    "jagged_flash_attention": LaunchPlan(jagged_flash_attention_allocate_outputs, jagged_flash_attention_launches),
+    "hstu_attention": LaunchPlan(hstu_attention_allocate_outputs, hstu_attention_launches),
     "jagged_truncate": LaunchPlan(jagged_truncate_allocate_outputs, jagged_truncate_launches),
     "jagged_to_padded_dense": LaunchPlan(jagged_to_padded_dense_allocate_outputs, jagged_to_padded_dense_launches),
     "dense_to_jagged": LaunchPlan(dense_to_jagged_allocate_outputs, dense_to_jagged_launches),

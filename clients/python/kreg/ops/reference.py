@@ -18,6 +18,8 @@ import torch
 __all__ = [
     "dense_to_jagged",
     "dlrm_dot_interaction",
+    "hstu_attention",
+    "jagged_flash_attention",
     "jagged_softmax",
     "jagged_sum",
     "jagged_to_padded_dense",
@@ -270,3 +272,105 @@ def dense_to_jagged(dense: torch.Tensor, offsets: torch.Tensor, *, total_L: int 
     kept = position < max_len
     out[kept] = dense[rows[kept], position[kept]]
     return out
+
+
+# --- attention over jagged rows (jagged_flash_attention, hstu_attention) --------------------
+
+
+def _pad_rows(
+    tensors: tuple[torch.Tensor, ...], offsets: torch.Tensor, max_len: int, acc: torch.dtype
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each [L, *rest] tensor padded to [B, max_len, *rest] in `acc` with zeros, rows truncated
+    to max_len; also (row of each item, its position, whether it is kept, row lengths)."""
+    total = tensors[0].shape[0]
+    rows, lengths = _row_ids(offsets, total)
+    position = torch.arange(total, device=offsets.device) - offsets.long()[:-1][rows]
+    kept = position < max_len
+    padded = []
+    for t in tensors:
+        dense = torch.zeros((lengths.numel(), max_len, *t.shape[1:]), dtype=acc, device=t.device)
+        dense[rows[kept], position[kept]] = t[kept].to(acc)
+        padded.append(dense)
+    return tuple(padded), rows, position, kept, lengths
+
+
+def _unpad_rows(dense: torch.Tensor, rows: torch.Tensor, position: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """[B, N, *rest] back to the jagged [L, *rest]; items past N (truncated) are 0."""
+    out = torch.zeros((rows.numel(), *dense.shape[2:]), dtype=dense.dtype, device=dense.device)
+    out[kept] = dense[rows[kept], position[kept]]
+    return out
+
+
+def _check_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, dims: int) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.dim() != dims:
+            raise ValueError(f"{name} must have {dims} dims, got shape {tuple(t.shape)}")
+    if not (q.shape == k.shape == v.shape):
+        raise ValueError(f"q, k, v must have one shape, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k, v must have one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    _check_jagged(q.flatten(1), offsets)
+
+
+def jagged_flash_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, *, max_len: int
+) -> torch.Tensor:
+    """fbgemm SLL `jagged_flash_attention_basic` semantics: per row b truncated to its first
+    n = min(len_b, max_len) items, out = softmax(Q Kᵀ, over keys) / max_len @ V, no 1/√d.
+
+    q, k, v are [L, D]; the output is [L, D] in their dtype. Items past max_len in their row
+    are 0 (fbgemm's output there is its zero-initialised buffer); an empty row has nothing.
+    """
+    _check_attention(q, k, v, offsets, 2)
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    acc = _accumulator(q.dtype)
+    (qd, kd, vd), rows, position, kept, lengths = _pad_rows((q, k, v), offsets, max_len, acc)
+    scores = qd @ kd.transpose(1, 2)  # [B, N, N]
+    key_ok = torch.arange(max_len, device=q.device)[None, :] < lengths[:, None]  # [B, N]
+    scores = scores.masked_fill(~key_ok[:, None, :], float("-inf"))
+    # Padding query rows of an empty row are all -inf (nan after softmax): never gathered back.
+    attn = torch.softmax(scores, dim=-1) / max_len
+    out = torch.nan_to_num(attn, nan=0.0) @ vd
+    return _unpad_rows(out, rows, position, kept).to(q.dtype)
+
+
+def hstu_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    offsets: torch.Tensor,
+    *,
+    max_len: int,
+    num_targets: torch.Tensor | None = None,
+    alpha: float | None = None,
+) -> torch.Tensor:
+    """HSTU's attention forward (generative-recommenders `pytorch_hstu_mha`, causal, no
+    dropout): per row and head, A = silu(alpha · Q Kᵀ) / max_len, A *= mask, O = A V.
+
+    q, k, v are [L, H, D]; output [L, H, D] in their dtype; alpha defaults to 1/sqrt(D). The
+    mask lets query i see key j when i == j or c(i) > c(j), with c(x) = min(x, len_b - t_b)
+    and t_b = num_targets[b] (0 without targets): causal over the history, and the last t_b
+    items (targets) see the whole history and themselves but not each other. Rows longer than
+    max_len are truncated to it (items past it are 0 and are not keys).
+    """
+    _check_attention(q, k, v, offsets, 3)
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    acc = _accumulator(q.dtype)
+    width = q.shape[2]
+    scale = float(alpha) if alpha is not None else 1.0 / width**0.5
+    (qd, kd, vd), rows, position, kept, lengths = _pad_rows((q, k, v), offsets, max_len, acc)
+    # [B, N, H, D] -> [B, H, N, D]
+    qd, kd, vd = (t.transpose(1, 2) for t in (qd, kd, vd))
+    attn = torch.nn.functional.silu(scale * (qd @ kd.transpose(-1, -2))) / max_len  # [B, H, N, N]
+    ids = torch.arange(max_len, device=q.device)[None, :]  # [1, N]
+    max_ids = lengths[:, None]
+    if num_targets is not None:
+        max_ids = max_ids - num_targets.to(device=q.device, dtype=torch.int64)[:, None]
+    clamped = torch.minimum(ids, max_ids)  # [B, N]
+    valid = (clamped[:, :, None] > clamped[:, None, :]) | torch.eye(max_len, dtype=torch.bool, device=q.device)
+    valid &= (ids < lengths[:, None])[:, None, :]  # keys past the row (its padding) are not keys
+    attn = attn * valid[:, None].to(acc)
+    out = (attn @ vd).transpose(1, 2)  # [B, N, H, D]
+    return _unpad_rows(out, rows, position, kept).to(q.dtype)
