@@ -13,9 +13,12 @@ from generator.operators import dlrm_dot_interaction, jagged_softmax, jagged_sum
 from generator.operators import layer_norm_mul, swish_layer_norm
 from generator.operators import dense_to_jagged, jagged_to_padded_dense, jagged_truncate
 from generator.operators import hstu_attention, jagged_flash_attention
+from generator.operators import batched_dense_bucketize, bucketize_sparse_features
 from generator.operators.base import OperatorTemplate
 
 OPERATORS: dict[str, OperatorTemplate] = {
+    "batched_dense_bucketize": batched_dense_bucketize.TEMPLATE,
+    "bucketize_sparse_features": bucketize_sparse_features.TEMPLATE,
     "jagged_flash_attention": jagged_flash_attention.TEMPLATE,
     "hstu_attention": hstu_attention.TEMPLATE,
     "sigrid_hash": sigrid_hash.TEMPLATE,

@@ -150,6 +150,18 @@ def test_ops_name_their_keys_as_the_templates_and_profiles_do() -> None:
     }
     assert attention == {"hstu_attention@1{D=128,H=4,dtype=bf16}", "jagged_flash_attention@1{D=128,dtype=bf16,index_dtype=int32}"}
     named |= attention
+    sparse_offsets, sparse_ids = torch.tensor([0, 2, 2, 5]), torch.tensor([4, 9, 1, 0, 7])
+    bucketing = {
+        str(kreg.ops.explain("bucketize_sparse_features", sparse_offsets, sparse_ids, 2, block_sizes=torch.tensor([5])).operator),
+        str(kreg.ops.explain("bucketize_sparse_features", sparse_offsets.int(), sparse_ids, 2, positions=True).operator),
+        str(kreg.ops.explain("batched_dense_bucketize", torch.randn(2, 13), torch.arange(26.0), torch.arange(0, 27, 2)).operator),
+    }
+    assert bucketing == {
+        "bucketize_sparse_features@1{block=1,dtype=int64}",
+        "bucketize_sparse_features@1{dtype=int64,index_dtype=int32,positions=1}",
+        "batched_dense_bucketize@1{F=13,dtype=fp32}",
+    }
+    named |= bucketing
     profiled = {str(op) for ops in PROFILES.values() for op in ops}
     assert profiled <= named
     for text in named:  # every name is one the template accepts

@@ -12,6 +12,10 @@ PROFILES: dict[str, tuple[OperatorSpec, ...]] = {
     # MLPerf DLRM-DCNv2: hashed ids, pooled embeddings, the dot interaction (OPERATORS.md).
     "dlrm-v2": (
         OperatorSpec.parse("sigrid_hash@1{dtype=int64}"),
+        # Row-wise sharded tables route ids with fbgemm's block bucketization (TorchRec).
+        OperatorSpec.parse("bucketize_sparse_features@1{block=1,dtype=int64}"),
+        # The 13 dense features bucketized by per-feature borders (OPERATORS.md row 3).
+        OperatorSpec.parse("batched_dense_bucketize@1{F=13,dtype=fp32}"),
         OperatorSpec.parse("jagged_sum@1{D=128,dtype=fp32}"),
         OperatorSpec.parse("dlrm_dot_interaction@1{D=128,F=26,dtype=bf16}"),
     ),

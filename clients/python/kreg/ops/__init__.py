@@ -637,3 +637,111 @@ def hstu_attention(
 _PREPARE["jagged_flash_attention"] = _prepare_jagged_flash_attention
 _PREPARE["hstu_attention"] = _prepare_hstu_attention
 __all__ += ["hstu_attention", "jagged_flash_attention"]
+
+
+# --- bucketize_sparse_features / batched_dense_bucketize ----------------------------------------
+
+
+def _prepare_bucketize_sparse_features(
+    offsets: torch.Tensor,
+    ids: torch.Tensor,
+    num_buckets: int,
+    *,
+    block_sizes: torch.Tensor | None = None,
+    positions: bool = False,
+) -> OpCall:
+    def reference() -> tuple[torch.Tensor, ...]:
+        return _reference().bucketize_sparse_features(
+            offsets, ids, num_buckets, block_sizes=block_sizes, positions=positions
+        )
+
+    why_not = ""
+    if not (hasattr(offsets, "dim") and hasattr(ids, "dim")):
+        why_not = "offsets and ids must be tensors"
+    elif offsets.dim() != 1 or offsets.numel() < 1 or str(offsets.dtype) not in _INDEX_DTYPES:
+        why_not = f"offsets must be int32/int64 [R+1], got {offsets.dtype} {tuple(offsets.shape)}"
+    elif ids.dim() != 1 or str(ids.dtype) != "torch.int64":
+        why_not = f"ids must be int64 [L], got {ids.dtype} {tuple(ids.shape)}"
+    elif isinstance(num_buckets, bool) or not isinstance(num_buckets, int) or not 1 <= num_buckets < 2**31:
+        why_not = f"num_buckets must be an int in [1, 2^31), got {num_buckets!r}"
+    elif block_sizes is not None and (
+        not hasattr(block_sizes, "dim") or block_sizes.dim() != 1 or str(block_sizes.dtype) not in _INDEX_DTYPES
+        or block_sizes.numel() < 1 or (offsets.numel() - 1) % block_sizes.numel()
+    ):
+        why_not = "block_sizes must be int32/int64 [T] with T dividing the number of rows"
+    if why_not:
+        return _call("bucketize_sparse_features", None, {}, reference, why_not)
+    params = {"dtype": "int64"}
+    if str(offsets.dtype) == "torch.int32":
+        params["index_dtype"] = "int32"
+    inputs: dict[str, Any] = {"ids": ids.contiguous(), "offsets": offsets.contiguous(), "S": num_buckets}
+    if block_sizes is not None:
+        params["block"] = "1"
+        inputs["block_sizes"] = block_sizes.contiguous()
+    if positions:
+        params["positions"] = "1"
+    spec = OperatorSpec("bucketize_sparse_features", 1, params)
+    call = _call("bucketize_sparse_features", spec, inputs, reference)
+    from dataclasses import replace
+
+    return replace(call, output=("new_lengths", "new_offsets", "new_ids", "positions"))
+
+
+def bucketize_sparse_features(
+    offsets: torch.Tensor,
+    ids: torch.Tensor,
+    num_buckets: int,
+    *,
+    block_sizes: torch.Tensor | None = None,
+    positions: bool = False,
+) -> tuple[torch.Tensor, ...]:
+    """fbgemm's (block_)bucketize_sparse_features: (new_lengths [S*R], new_offsets [S*R+1],
+    new_ids [L]) bucket-major, plus positions [L] when asked. As
+    kreg.ops.reference.bucketize_sparse_features, on the served kernel when there is one."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().bucketize_sparse_features(
+            offsets, ids, num_buckets, block_sizes=block_sizes, positions=positions
+        )
+    return current.run(
+        _prepare_bucketize_sparse_features(offsets, ids, num_buckets, block_sizes=block_sizes, positions=positions)
+    )
+
+
+def _prepare_batched_dense_bucketize(x: torch.Tensor, border_values: torch.Tensor, border_offsets: torch.Tensor) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().batched_dense_bucketize(x, border_values, border_offsets)
+
+    why_not = ""
+    if not all(hasattr(t, "dim") for t in (x, border_values, border_offsets)):
+        why_not = "x, border_values and border_offsets must be tensors"
+    elif x.dim() != 2 or border_values.dim() != 1 or border_offsets.dim() != 1 or border_offsets.numel() != x.shape[1] + 1:
+        why_not = f"want x [B, F], border_values [N], border_offsets [F+1]; got {tuple(x.shape)}, {tuple(border_values.shape)}, {tuple(border_offsets.shape)}"
+    elif str(x.dtype) not in _FLOAT_DTYPES or border_values.dtype != x.dtype:
+        why_not = f"no kernel for x of {x.dtype} with borders of {border_values.dtype}"
+    elif str(border_offsets.dtype) not in _INDEX_DTYPES:
+        why_not = f"border_offsets must be int32 or int64, got {border_offsets.dtype}"
+    elif x.shape[1] == 0:
+        why_not = "no features"
+    if why_not:
+        return _call("batched_dense_bucketize", None, {}, reference, why_not)
+    params = {"F": str(x.shape[1]), "dtype": _FLOAT_DTYPES[str(x.dtype)]}
+    if str(border_offsets.dtype) == "torch.int32":
+        params["index_dtype"] = "int32"
+    inputs = {"x": _unit_stride(x), "border_values": border_values.contiguous(), "border_offsets": border_offsets.contiguous()}
+    return _call("batched_dense_bucketize", OperatorSpec("batched_dense_bucketize", 1, params), inputs, reference)
+
+
+def batched_dense_bucketize(x: torch.Tensor, border_values: torch.Tensor, border_offsets: torch.Tensor) -> torch.Tensor:
+    """out[b, f] = torch.bucketize(x[b, f], borders_f, right=False), int64 [B, F], with
+    feature f's sorted borders border_values[border_offsets[f]:border_offsets[f+1]]. As
+    kreg.ops.reference.batched_dense_bucketize, on the served kernel when there is one."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().batched_dense_bucketize(x, border_values, border_offsets)
+    return current.run(_prepare_batched_dense_bucketize(x, border_values, border_offsets))
+
+
+_PREPARE["bucketize_sparse_features"] = _prepare_bucketize_sparse_features
+_PREPARE["batched_dense_bucketize"] = _prepare_batched_dense_bucketize
+__all__ += ["batched_dense_bucketize", "bucketize_sparse_features"]

@@ -488,3 +488,104 @@ PLANS: dict[str, LaunchPlan] = {
     "jagged_to_padded_dense": LaunchPlan(jagged_to_padded_dense_allocate_outputs, jagged_to_padded_dense_launches),
     "dense_to_jagged": LaunchPlan(dense_to_jagged_allocate_outputs, dense_to_jagged_launches),
 }
+
+
+# --- bucketize_sparse_features --------------------------------------------------------------
+
+
+def bucketize_sparse_features_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    ids, offsets = inputs["ids"], inputs["offsets"]
+    segments = inputs["S"] * (offsets.numel() - 1)
+    outputs = {
+        "new_lengths": torch.empty(segments, dtype=offsets.dtype, device=offsets.device),
+        "new_offsets": torch.empty(segments + 1, dtype=offsets.dtype, device=offsets.device),
+        "new_ids": torch.empty(ids.numel(), dtype=torch.int64, device=ids.device),
+    }
+    if params.get("positions", "0") == "1":
+        outputs["positions"] = torch.empty(ids.numel(), dtype=torch.int64, device=ids.device)
+    return outputs
+
+
+def bucketize_sparse_features_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    """count (grid R), scan (grid 1), scatter (grid R), in that order on one stream."""
+    ids, offsets, buckets = inputs["ids"], inputs["offsets"], inputs["S"]
+    blocked = params.get("block", "0") == "1"
+    with_positions = params.get("positions", "0") == "1"
+    tensors = [ids, offsets, *outputs.values()] + ([inputs["block_sizes"]] if blocked else [])
+    if any(t.dim() != 1 or t.stride(0) != 1 for t in tensors if t.numel() > 1):
+        raise ValueError("bucketize_sparse_features needs contiguous 1-d tensors")
+    if not 1 <= buckets < 2**31:
+        raise ValueError(f"S must be in [1, 2^31), got {buckets}")
+    rows = offsets.numel() - 1
+    if blocked:
+        block_sizes = inputs["block_sizes"]
+        features = block_sizes.numel()
+        if features < 1 or rows % features:
+            raise ValueError(f"{rows} rows are not {features} features x a batch")
+        rows_per_feature = max(rows // features, 1)
+    else:
+        block_sizes, rows_per_feature = offsets, 1  # unread: BLOCKED is off
+    new_lengths, new_offsets, new_ids = outputs["new_lengths"], outputs["new_offsets"], outputs["new_ids"]
+    positions = outputs["positions"] if with_positions else new_ids  # unread without POSITIONS
+    return [
+        KernelLaunch(
+            entry_point="bucketize_count_kernel",
+            args=(ids, offsets, block_sizes, new_lengths, rows, buckets, rows_per_feature),
+            grid=(rows,),
+            constexprs={"BLOCKED": blocked},
+        ),
+        KernelLaunch(
+            entry_point="bucketize_scan_kernel",
+            args=(new_lengths, new_offsets, buckets * rows),
+            grid=(1,),
+        ),
+        KernelLaunch(
+            entry_point="bucketize_scatter_kernel",
+            args=(ids, offsets, block_sizes, new_offsets, new_ids, positions, rows, buckets, rows_per_feature),
+            grid=(rows,),
+            constexprs={"BLOCKED": blocked, "POSITIONS": with_positions},
+        ),
+    ]
+
+
+PLANS["bucketize_sparse_features"] = LaunchPlan(
+    bucketize_sparse_features_allocate_outputs, bucketize_sparse_features_launches
+)
+
+
+# --- batched_dense_bucketize ----------------------------------------------------------------
+
+
+def batched_dense_bucketize_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    x = inputs["x"]
+    return {"out": torch.empty(x.shape, dtype=torch.int64, device=x.device)}
+
+
+def batched_dense_bucketize_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    x, values, offsets, out = inputs["x"], inputs["border_values"], inputs["border_offsets"], outputs["out"]
+    if x.dim() != 2 or offsets.numel() != x.shape[1] + 1:
+        raise ValueError("batched_dense_bucketize wants x [B, F] and border_offsets [F+1]")
+    if (x.shape[1] > 1 and x.stride(1) != 1) or (out.shape[1] > 1 and out.stride(1) != 1):
+        raise ValueError("batched_dense_bucketize needs unit stride along F")
+    if offsets.stride(0) != 1 or (values.numel() > 1 and values.stride(0) != 1):
+        raise ValueError("batched_dense_bucketize needs contiguous borders")
+    batch, features = x.shape
+    block_b, block_f = config.constexprs["BLOCK_B"], config.constexprs["BLOCK_F"]
+    return [
+        KernelLaunch(
+            entry_point="batched_dense_bucketize_kernel",
+            args=(x, values, offsets, out, batch, features, x.stride(0), out.stride(0)),
+            grid=(-(-batch // block_b), -(-features // block_f)),
+        )
+    ]
+
+
+PLANS["batched_dense_bucketize"] = LaunchPlan(batched_dense_bucketize_allocate_outputs, batched_dense_bucketize_launches)

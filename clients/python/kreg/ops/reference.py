@@ -374,3 +374,93 @@ def hstu_attention(
     attn = attn * valid[:, None].to(acc)
     out = (attn @ vd).transpose(1, 2)  # [B, N, H, D]
     return _unpad_rows(out, rows, position, kept).to(q.dtype)
+
+
+# --- bucketize_sparse_features / batched_dense_bucketize (appended; see OPERATORS.md rows 2-3) ---
+
+__all__ += ["batched_dense_bucketize", "bucketize_sparse_features"]
+
+
+def bucketize_sparse_features(
+    offsets: torch.Tensor,
+    ids: torch.Tensor,
+    num_buckets: int,
+    *,
+    block_sizes: torch.Tensor | None = None,
+    positions: bool = False,
+) -> tuple[torch.Tensor, ...]:
+    """fbgemm's (block_)bucketize_sparse_features on a jagged id list.
+
+    `offsets` [R+1] (int32/int64) delimit R rows of `ids` [L] (int64, >= 0: fbgemm reads ids
+    unsigned). Modulo variant: bucket p = id % S, new id = id // S. Block variant (given
+    `block_sizes` [T], one per feature, rows key-major so row r is feature r // (R / T)):
+    with blk = block_sizes[t], an id < blk * S goes to bucket id // blk as id % blk, any other
+    to bucket id % S as id // S (a block size of 0 sends every id the modulo way).
+
+    Returns (new_lengths [S*R], new_offsets [S*R+1], new_ids [L]) and positions [L] when
+    asked: bucket-major (`new_lengths[p*R + r]` counts row r's ids in bucket p), ids keep
+    their order within each (bucket, row); positions are each id's index within its original
+    row. new_lengths / new_offsets have the offsets' dtype, new_ids and positions int64.
+    """
+    if offsets.dim() != 1 or offsets.numel() < 1 or offsets.dtype not in (torch.int32, torch.int64):
+        raise ValueError("offsets must be an int32/int64 tensor [R+1]")
+    if ids.dim() != 1 or ids.dtype != torch.int64:
+        raise ValueError(f"ids must be an int64 tensor [L], got {ids.dtype} {tuple(ids.shape)}")
+    if num_buckets < 1:
+        raise ValueError(f"num_buckets must be >= 1, got {num_buckets}")
+    total = ids.numel()
+    num_rows = offsets.numel() - 1
+    rows, _ = _row_ids(offsets, total)
+    if block_sizes is None:
+        bucket, new = ids % num_buckets, ids // num_buckets
+    else:
+        features = block_sizes.numel()
+        if features < 1 or num_rows % features:
+            raise ValueError(f"{num_rows} rows are not {features} features x a batch")
+        blk = block_sizes.to(device=ids.device, dtype=torch.int64)[rows // (num_rows // features)]
+        inblock = ids < blk * num_buckets
+        safe = blk.clamp(min=1)
+        bucket = torch.where(inblock, ids // safe, ids % num_buckets)
+        new = torch.where(inblock, ids % safe, ids // num_buckets)
+    segment = bucket * num_rows + rows
+    new_lengths = torch.bincount(segment, minlength=num_buckets * num_rows).to(offsets.dtype)
+    new_offsets = torch.zeros(num_buckets * num_rows + 1, dtype=offsets.dtype, device=offsets.device)
+    torch.cumsum(new_lengths, 0, out=new_offsets[1:])
+    order = torch.sort(segment, stable=True).indices
+    out = (new_lengths, new_offsets, new[order])
+    if positions:
+        position = torch.arange(total, device=ids.device) - offsets.long()[:-1][rows]
+        out += (position[order],)
+    return out
+
+
+def batched_dense_bucketize(
+    x: torch.Tensor, border_values: torch.Tensor, border_offsets: torch.Tensor
+) -> torch.Tensor:
+    """out[b, f] = torch.bucketize(x[b, f], borders_f, right=False) (int64 [B, F]): the
+    number of borders of feature f below x, i.e. i with borders[i-1] < x <= borders[i].
+
+    Feature f's borders, sorted ascending, are border_values[border_offsets[f]:border_offsets[f+1]]
+    (a jagged list, F+1 offsets). Compared in float32 (float64 for float64); a NaN x
+    lands past every border, as in torch.bucketize.
+    """
+    if x.dim() != 2 or border_values.dim() != 1 or border_offsets.dim() != 1:
+        raise ValueError("want x [B, F], border_values [N], border_offsets [F+1]")
+    if border_offsets.numel() != x.shape[1] + 1:
+        raise ValueError(f"{border_offsets.numel()} border offsets for {x.shape[1]} features")
+    acc = _accumulator(x.dtype)
+    features = x.shape[1]
+    offsets = border_offsets.long()
+    counts = offsets[1:] - offsets[:-1]
+    widest = int(counts.max()) if features else 0
+    # Pad every feature's borders to the widest with +inf and take the lower bound of each x
+    # per feature (torch.searchsorted over rows); clamping to the feature's count maps the
+    # padding (x = +inf, NaN) back to len(borders_f), as torch.bucketize does.
+    position = torch.arange(widest, device=x.device)
+    kept = position[None, :] < counts[:, None]
+    index = (offsets[:-1, None] + position[None, :]).clamp(max=max(border_values.numel() - 1, 0))
+    padded = torch.full((features, widest), float("inf"), dtype=acc, device=x.device)
+    if border_values.numel():
+        padded = torch.where(kept, border_values.to(acc)[index], padded)
+    found = torch.searchsorted(padded, x.to(acc).t().contiguous(), right=False)  # [F, B]
+    return torch.minimum(found, counts[:, None]).t().contiguous()

@@ -1,0 +1,130 @@
+"""bucketize_sparse_features: fbgemm's (block_)bucketize_sparse_features in three launches.
+
+1. count:   one program per row; new_lengths[p*R + r] = ids of row r that land in bucket p.
+2. scan:    one program; new_offsets = exclusive prefix sum of new_lengths (bucket-major).
+3. scatter: one program per row; each id goes to new_offsets[p*R + r] + its rank among the
+            row's earlier ids of bucket p, so ids keep their order within (bucket, row).
+
+Buckets are handled BLOCK_S at a time as a one-hot [BLOCK_L, BLOCK_S] tile (counts are its
+column sums, ranks its column-wise cumsum); S > BLOCK_S walks the row once per bucket chunk.
+This file is the kernel's source blob: only triton imports, compiled on other hosts.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _bucketize(ids, blk, S, BLOCKED: tl.constexpr):
+    """(bucket, new id) of int64 ids >= 0: modulo, or fbgemm's block rule with block size blk."""
+    if BLOCKED:
+        inblock = ids < blk * S
+        safe = tl.maximum(blk, 1)
+        bucket = tl.where(inblock, ids // safe, ids % S)
+        new = tl.where(inblock, ids % safe, ids // S)
+    else:
+        bucket = ids % S
+        new = ids // S
+    return bucket, new
+
+
+@triton.jit
+def _row_setup(offsets_ptr, block_sizes_ptr, row, rows_per_feature, BLOCKED: tl.constexpr):
+    start = tl.load(offsets_ptr + row).to(tl.int64)
+    end = tl.load(offsets_ptr + row + 1).to(tl.int64)
+    if BLOCKED:
+        blk = tl.load(block_sizes_ptr + row // rows_per_feature).to(tl.int64)
+    else:
+        blk = start * 0
+    return start, end, blk
+
+
+@triton.jit
+def bucketize_count_kernel(
+    ids_ptr,
+    offsets_ptr,
+    block_sizes_ptr,
+    new_lengths_ptr,
+    R,
+    S,
+    rows_per_feature,
+    BLOCKED: tl.constexpr,
+    BLOCK_L: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+):
+    """Grid (R,): row r's count per bucket, stored at new_lengths[p*R + r]."""
+    row = tl.program_id(0)
+    start, end, blk = _row_setup(offsets_ptr, block_sizes_ptr, row, rows_per_feature, BLOCKED)
+    for first_bucket in range(0, S, BLOCK_S):
+        buckets = first_bucket + tl.arange(0, BLOCK_S)
+        counts = tl.zeros([BLOCK_S], dtype=tl.int32)
+        for first in range(start, end, BLOCK_L):
+            items = first + tl.arange(0, BLOCK_L)
+            mask = items < end
+            ids = tl.load(ids_ptr + items, mask=mask, other=0)
+            bucket, new = _bucketize(ids, blk, S, BLOCKED)
+            hit = (bucket[:, None] == buckets[None, :]) & mask[:, None]
+            counts += tl.sum(hit.to(tl.int32), axis=0)
+        where = new_lengths_ptr + buckets.to(tl.int64) * R + row
+        tl.store(where, counts.to(new_lengths_ptr.dtype.element_ty), mask=buckets < S)
+
+
+@triton.jit
+def bucketize_scan_kernel(
+    new_lengths_ptr,
+    new_offsets_ptr,
+    N,
+    BLOCK_L: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+):
+    """Grid (1,): new_offsets[0] = 0, new_offsets[i+1] = sum(new_lengths[:i+1]), N = S*R,
+    BLOCK_L * BLOCK_S counts per step with an int64 carry."""
+    idx = tl.arange(0, BLOCK_L * BLOCK_S)
+    zeros = tl.zeros([BLOCK_L * BLOCK_S], dtype=tl.int64)
+    tl.store(new_offsets_ptr + idx, zeros.to(new_offsets_ptr.dtype.element_ty), mask=idx < 1)
+    carry = tl.sum(zeros, axis=0)
+    for first in range(0, N, BLOCK_L * BLOCK_S):
+        items = first + idx
+        mask = items < N
+        counts = tl.load(new_lengths_ptr + items, mask=mask, other=0).to(tl.int64)
+        inclusive = tl.cumsum(counts, axis=0) + carry
+        tl.store(new_offsets_ptr + items + 1, inclusive.to(new_offsets_ptr.dtype.element_ty), mask=mask)
+        carry += tl.sum(counts, axis=0)
+
+
+@triton.jit
+def bucketize_scatter_kernel(
+    ids_ptr,
+    offsets_ptr,
+    block_sizes_ptr,
+    new_offsets_ptr,
+    new_ids_ptr,
+    positions_ptr,
+    R,
+    S,
+    rows_per_feature,
+    BLOCKED: tl.constexpr,
+    POSITIONS: tl.constexpr,
+    BLOCK_L: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+):
+    """Grid (R,): row r's ids (and positions) to their places in the bucket-major output."""
+    row = tl.program_id(0)
+    start, end, blk = _row_setup(offsets_ptr, block_sizes_ptr, row, rows_per_feature, BLOCKED)
+    for first_bucket in range(0, S, BLOCK_S):
+        buckets = first_bucket + tl.arange(0, BLOCK_S)
+        # next free slot of (bucket, row) for this chunk of buckets
+        base = tl.load(new_offsets_ptr + buckets.to(tl.int64) * R + row, mask=buckets < S, other=0).to(tl.int64)
+        for first in range(start, end, BLOCK_L):
+            items = first + tl.arange(0, BLOCK_L)
+            mask = items < end
+            ids = tl.load(ids_ptr + items, mask=mask, other=0)
+            bucket, new = _bucketize(ids, blk, S, BLOCKED)
+            hit = ((bucket[:, None] == buckets[None, :]) & mask[:, None]).to(tl.int32)
+            rank = tl.cumsum(hit, axis=0) - 1  # among this tile's ids of the same bucket
+            dest = tl.sum(hit.to(tl.int64) * (base[None, :] + rank.to(tl.int64)), axis=1)
+            mine = tl.sum(hit, axis=1) > 0
+            tl.store(new_ids_ptr + dest, new, mask=mine)
+            if POSITIONS:
+                tl.store(positions_ptr + dest, items - start, mask=mine)
+            base += tl.sum(hit, axis=0).to(tl.int64)
