@@ -14,6 +14,7 @@ from generator.operators import layer_norm_mul, swish_layer_norm
 from generator.operators import dense_to_jagged, jagged_to_padded_dense, jagged_truncate
 from generator.operators import hstu_attention, jagged_flash_attention
 from generator.operators import batched_dense_bucketize, bucketize_sparse_features
+from generator.operators import dcn_lowrank_cross
 from generator.operators.base import OperatorTemplate
 
 OPERATORS: dict[str, OperatorTemplate] = {
@@ -30,6 +31,7 @@ OPERATORS: dict[str, OperatorTemplate] = {
     "jagged_truncate": jagged_truncate.TEMPLATE,
     "jagged_to_padded_dense": jagged_to_padded_dense.TEMPLATE,
     "dense_to_jagged": dense_to_jagged.TEMPLATE,
+    "dcn_lowrank_cross": dcn_lowrank_cross.TEMPLATE,
 }
 
 

@@ -162,6 +162,17 @@ def test_ops_name_their_keys_as_the_templates_and_profiles_do() -> None:
         "batched_dense_bucketize@1{F=13,dtype=fp32}",
     }
     named |= bucketing
+    dcn_key = str(
+        kreg.ops.explain(
+            "dcn_lowrank_cross",
+            torch.randn(2, 3456).bfloat16(),
+            torch.randn(3, 512, 3456).bfloat16(),
+            torch.randn(3, 3456, 512).bfloat16(),
+            torch.randn(3, 3456).bfloat16(),
+        ).operator
+    )
+    assert dcn_key == "dcn_lowrank_cross@1{N=3456,dtype=bf16,layers=3,r=512}"
+    named.add(dcn_key)
     profiled = {str(op) for ops in PROFILES.values() for op in ops}
     assert profiled <= named
     for text in named:  # every name is one the template accepts

@@ -18,6 +18,7 @@ PROFILES: dict[str, tuple[OperatorSpec, ...]] = {
         OperatorSpec.parse("batched_dense_bucketize@1{F=13,dtype=fp32}"),
         OperatorSpec.parse("jagged_sum@1{D=128,dtype=fp32}"),
         OperatorSpec.parse("dlrm_dot_interaction@1{D=128,F=26,dtype=bf16}"),
+        OperatorSpec.parse("dcn_lowrank_cross@1{N=3456,dtype=bf16,layers=3,r=512}"),
     ),
     # HSTU ranker: attention over jagged user histories (the rest of its suite comes with issue 4).
     "hstu-ranker": (

@@ -128,12 +128,13 @@ def tuning_shapes(params: Params) -> list[TuningShape]:
 
 
 def layer_norm_tolerance(dtype: torch.dtype) -> tuple[float, float]:
-    """float_tolerance, but 3e-5 for fp32: the fp32 reference's own mean carries a few ulps of
-    rounding that rstd (up to 1/sqrt(eps) ~ 316) amplifies on near-constant rows."""
+    """float_tolerance, but 3e-5 (rtol and atol) for fp32: the fp32 reference's own mean
+    carries ulps of the row's offset (torch's CUDA layer_norm: 1.4e-5 absolute on the shift-100
+    edge case) that rstd (up to 1/sqrt(eps) ~ 316) amplifies on near-constant rows."""
     import torch
 
     rtol, atol = float_tolerance(dtype)
-    return (3e-5, atol) if dtype == torch.float32 else (rtol, atol)
+    return (3e-5, 3e-5) if dtype == torch.float32 else (rtol, atol)
 
 
 def reference(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "configure",
+    "dcn_lowrank_cross",
     "dlrm_dot_interaction",
     "explain",
     "jagged_softmax",
@@ -371,6 +372,44 @@ def layer_norm_mul(
         return _reference().layer_norm_mul(x, u, weight, bias, act=act, eps=eps)
     return current.run(_prepare_layer_norm_mul(x, u, weight, bias, act=act, eps=eps))
 
+def _prepare_dcn_lowrank_cross(x0: torch.Tensor, V: torch.Tensor, W: torch.Tensor, bias: torch.Tensor) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().dcn_lowrank_cross(x0, V, W, bias)
+
+    why_not = ""
+    if not all(hasattr(t, "dim") for t in (x0, V, W, bias)):
+        why_not = "x0, V, W and bias must be tensors"
+    elif x0.dim() != 2 or V.dim() != 3 or W.dim() != 3 or bias.dim() != 2:
+        why_not = f"want x0 [B, N], V [L, r, N], W [L, N, r], bias [L, N]; got {tuple(x0.shape)}, {tuple(V.shape)}"
+    elif (
+        W.shape != (V.shape[0], V.shape[2], V.shape[1])
+        or bias.shape != (V.shape[0], V.shape[2])
+        or x0.shape[1] != V.shape[2]
+    ):
+        why_not = f"shapes disagree: x0 {tuple(x0.shape)}, V {tuple(V.shape)}, W {tuple(W.shape)}, bias {tuple(bias.shape)}"
+    elif str(x0.dtype) not in _FLOAT_DTYPES or any(t.dtype != x0.dtype for t in (V, W, bias)):
+        why_not = f"no kernel for x0 {x0.dtype} with V {V.dtype}, W {W.dtype}, bias {bias.dtype}"
+    elif V.shape[0] == 0 or x0.shape[1] == 0 or not 1 <= V.shape[1] <= 512:
+        why_not = f"no kernel for {V.shape[0]} layers, N={x0.shape[1]}, r={V.shape[1]} (r 1-512)"
+    else:
+        why_not = _needs_grad(x0, V, W, bias)
+    if why_not:
+        return _call("dcn_lowrank_cross", None, {}, reference, why_not)
+    layers, rank, width = V.shape
+    params = {"N": str(width), "dtype": _FLOAT_DTYPES[str(x0.dtype)], "layers": str(layers), "r": str(rank)}
+    inputs = {"x0": _unit_stride(x0), "V": V.contiguous(), "W": W.contiguous(), "bias": bias.contiguous()}
+    return _call("dcn_lowrank_cross", OperatorSpec("dcn_lowrank_cross", 1, params), inputs, reference)
+
+
+def dcn_lowrank_cross(x0: torch.Tensor, V: torch.Tensor, W: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """DCN-v2's low-rank cross network x_{l+1} = x0 * (W_l (V_l x_l) + b_l) + x_l over the L
+    layers of V [L, r, N], W [L, N, r], bias [L, N] (TorchRec LowRankCrossNet's parameters).
+    As kreg.ops.reference.dcn_lowrank_cross, on the served kernel when there is one."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().dcn_lowrank_cross(x0, V, W, bias)
+    return current.run(_prepare_dcn_lowrank_cross(x0, V, W, bias))
+
 _PREPARE: dict[str, Callable[..., OpCall]] = {
     "jagged_sum": _prepare_jagged_sum,
     "jagged_softmax": _prepare_jagged_softmax,
@@ -378,6 +417,7 @@ _PREPARE: dict[str, Callable[..., OpCall]] = {
     "sigrid_hash": _prepare_sigrid_hash,
     "swish_layer_norm": _prepare_swish_layer_norm,
     "layer_norm_mul": _prepare_layer_norm_mul,
+    "dcn_lowrank_cross": _prepare_dcn_lowrank_cross,
 }
 
 

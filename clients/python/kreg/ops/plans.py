@@ -475,6 +475,63 @@ def hstu_attention_launches(
     ]
 
 
+# --- dcn_lowrank_cross ----------------------------------------------------------------------
+
+# The kernel holds a program's low-rank projection [BLOCK_B, BLOCK_R] whole.
+DCN_MAX_RANK = 512
+
+
+def dcn_block_r(rank: int) -> int:
+    """The kernel's BLOCK_R: the whole rank, a power of two >= 16 (tl.dot's minimum)."""
+    return max(MIN_DOT, next_power_of_2(rank))
+
+
+def dcn_lowrank_cross_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    x0 = inputs["x0"]
+    return {"out": torch.empty(x0.shape, dtype=x0.dtype, device=x0.device)}
+
+
+def dcn_lowrank_cross_launches(
+    params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> list[KernelLaunch]:
+    x0, V, W, bias, out = inputs["x0"], inputs["V"], inputs["W"], inputs["bias"], outputs["out"]
+    if any(t.stride(-1) != 1 for t in (x0, V, W, bias, out)):
+        raise ValueError("dcn_lowrank_cross needs unit stride along the last dim")
+    layers, rank, width = V.shape
+    if layers < 1:
+        raise ValueError("dcn_lowrank_cross needs at least one layer")
+    if not 1 <= rank <= DCN_MAX_RANK:
+        raise ValueError(f"dcn_lowrank_cross: rank {rank} is outside 1-{DCN_MAX_RANK}")
+    batch = x0.shape[0]
+    block_b = config.constexprs["BLOCK_B"]
+    return [
+        KernelLaunch(
+            entry_point="dcn_lowrank_cross_kernel",
+            args=(
+                x0,
+                V,
+                W,
+                bias,
+                out,
+                batch,
+                width,
+                rank,
+                layers,
+                x0.stride(0),
+                out.stride(0),
+                V.stride(0),
+                V.stride(1),
+                W.stride(0),
+                W.stride(1),
+                bias.stride(0),
+            ),
+            grid=(-(-batch // block_b),),
+            constexprs={"BLOCK_R": dcn_block_r(rank)},
+        )
+    ]
+
 PLANS: dict[str, LaunchPlan] = {
     "sigrid_hash": LaunchPlan(sigrid_hash_allocate_outputs, sigrid_hash_launches),
     "jagged_sum": LaunchPlan(jagged_sum_allocate_outputs, jagged_sum_launches),
@@ -487,6 +544,7 @@ PLANS: dict[str, LaunchPlan] = {
     "jagged_truncate": LaunchPlan(jagged_truncate_allocate_outputs, jagged_truncate_launches),
     "jagged_to_padded_dense": LaunchPlan(jagged_to_padded_dense_allocate_outputs, jagged_to_padded_dense_launches),
     "dense_to_jagged": LaunchPlan(dense_to_jagged_allocate_outputs, dense_to_jagged_launches),
+    "dcn_lowrank_cross": LaunchPlan(dcn_lowrank_cross_allocate_outputs, dcn_lowrank_cross_launches),
 }
 
 

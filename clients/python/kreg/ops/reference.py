@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 __all__ = [
+    "dcn_lowrank_cross",
     "dense_to_jagged",
     "dlrm_dot_interaction",
     "hstu_attention",
@@ -464,3 +465,38 @@ def batched_dense_bucketize(
         padded = torch.where(kept, border_values.to(acc)[index], padded)
     found = torch.searchsorted(padded, x.to(acc).t().contiguous(), right=False)  # [F, B]
     return torch.minimum(found, counts[:, None]).t().contiguous()
+
+
+# --- dcn_lowrank_cross (TorchRec LowRankCrossNet) --------------------------------------------
+
+
+def dcn_lowrank_cross(x0: torch.Tensor, V: torch.Tensor, W: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """DCN-v2's low-rank cross network: x_{l+1} = x0 * (W_l (V_l x_l) + b_l) + x_l for each of
+    the L layers, x0 [B, N], V [L, r, N], W [L, N, r], bias [L, N] (TorchRec's V_kernels,
+    W_kernels, bias); returns x_L [B, N].
+
+    Computed in float32 with two roundings to the input dtype per layer, where a model run
+    in that dtype (and the kernel's MMA) has them: the low-rank projection V_l x_l, and
+    x_{l+1} itself. In float32 both are exact, so it is the plain float32 network.
+    """
+    if x0.dim() != 2 or V.dim() != 3 or W.dim() != 3 or bias.dim() != 2:
+        raise ValueError(
+            f"want x0 [B, N], V [L, r, N], W [L, N, r], bias [L, N]; got {tuple(x0.shape)}, "
+            f"{tuple(V.shape)}, {tuple(W.shape)}, {tuple(bias.shape)}"
+        )
+    layers, rank, width = V.shape
+    if W.shape != (layers, width, rank) or bias.shape != (layers, width) or x0.shape[1] != width:
+        raise ValueError(
+            f"shapes disagree: x0 {tuple(x0.shape)}, V {tuple(V.shape)}, W {tuple(W.shape)}, bias {tuple(bias.shape)}"
+        )
+    if not x0.is_floating_point() or any(t.dtype != x0.dtype for t in (V, W, bias)):
+        raise TypeError(f"want one float dtype, got {x0.dtype}, {V.dtype}, {W.dtype}, {bias.dtype}")
+    dtype = x0.dtype
+    acc = _accumulator(dtype)
+    first = x0.to(acc)
+    xl = first
+    for layer in range(layers):  # over the (few) layers, not over rows
+        xv = (xl @ V[layer].to(acc).T).to(dtype).to(acc)
+        xw = xv @ W[layer].to(acc).T + bias[layer].to(acc)
+        xl = (first * xw + xl).to(dtype).to(acc)
+    return xl.to(dtype)
