@@ -372,6 +372,7 @@ def layer_norm_mul(
         return _reference().layer_norm_mul(x, u, weight, bias, act=act, eps=eps)
     return current.run(_prepare_layer_norm_mul(x, u, weight, bias, act=act, eps=eps))
 
+
 def _prepare_dcn_lowrank_cross(x0: torch.Tensor, V: torch.Tensor, W: torch.Tensor, bias: torch.Tensor) -> OpCall:
     def reference() -> torch.Tensor:
         return _reference().dcn_lowrank_cross(x0, V, W, bias)
