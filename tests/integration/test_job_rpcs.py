@@ -7,8 +7,7 @@ import threading
 import time
 
 import pytest
-
-from integration.factories import KEY, TRITON_36, TRITON_39, WORKER, make_artifact
+from conftest import start_test_server
 from kreg.client import Client
 from kreg.errors import FailedPrecondition, InvalidArgument, NotFound
 from kreg.model import (
@@ -20,6 +19,8 @@ from kreg.model import (
     Runtime,
     WorkerInfo,
 )
+
+from integration.factories import KEY, TRITON_36, TRITON_39, WORKER, make_artifact
 
 
 def client_for(server) -> Client:  # type: ignore[no-untyped-def]
@@ -205,8 +206,6 @@ def test_request_generation_for_a_toolchain_queues_where_only_another_is_served(
 
 
 def test_a_graceful_stop_ends_idle_long_polls_at_once(tmp_path) -> None:
-    from conftest import start_test_server
-
     srv = start_test_server(tmp_path / "data")
     answers: list[object] = []
     with Client(srv.address, timeout_s=5) as client:
