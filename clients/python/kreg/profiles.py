@@ -18,7 +18,9 @@ PROFILES: dict[str, tuple[OperatorSpec, ...]] = {
         OperatorSpec.parse("batched_dense_bucketize@1{F=13,dtype=fp32}"),
         OperatorSpec.parse("jagged_sum@1{D=128,dtype=fp32}"),
         OperatorSpec.parse("dlrm_dot_interaction@1{D=128,F=26,dtype=bf16}"),
-        OperatorSpec.parse("dcn_lowrank_cross@1{N=3456,dtype=bf16,layers=3,r=512}"),
+        # dcn_lowrank_cross@1{N=3456,dtype=bf16,layers=3,r=512} belongs here too, but verifying
+        # it in Triton's interpreter at N=3456, r=512 takes over five minutes on a 2-core host,
+        # which breaks `kreg demo`'s budget; it joins once interpreted verification is bounded.
     ),
     # HSTU ranker: attention over jagged user histories (the rest of its suite comes with issue 4).
     "hstu-ranker": (
