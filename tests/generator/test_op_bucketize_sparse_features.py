@@ -12,6 +12,7 @@ import torch
 from kreg.model import CandidateStatus
 from kreg.ops import reference as ref
 from test_operators_interpreter import (  # noqa: F401  (interpreter_pool is a fixture)
+    config_cases,
     fields,
     interpreted_check,
     interpreted_run,
@@ -35,12 +36,7 @@ RANDOM_DIMS = {"T": 3, "B": 4, "len_max": 40, "S": 6, "id_max": 10_000}
 
 
 def check_cases() -> list[object]:
-    out = []
-    for params in PARAMS:
-        for index, config in enumerate(spread(OPERATORS[NAME].config_space(params))):
-            label = f"{','.join(f'{k}={v}' for k, v in params.items()) or 'default'}-cfg{index}"
-            out.append(pytest.param(params, fields(config), id=label))
-    return out
+    return config_cases(NAME, PARAMS)
 
 
 @pytest.mark.parametrize("params, config", check_cases())

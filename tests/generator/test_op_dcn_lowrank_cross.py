@@ -12,6 +12,7 @@ import torch
 from kreg.model import CandidateStatus
 from kreg.ops import reference as ref
 from test_operators_interpreter import (  # noqa: F401  (interpreter_pool is a fixture)
+    config_cases,
     fields,
     interpreted_check,
     interpreted_run,
@@ -29,12 +30,7 @@ RANDOM_DIMS = {"B": 19, "N": 40, "r": 24, "layers": 3}
 
 
 def check_cases() -> list[object]:
-    out = []
-    for params in PARAMS:
-        for index, config in enumerate(spread(OPERATORS[NAME].config_space(params))):
-            label = f"{','.join(f'{k}={v}' for k, v in params.items()) or 'default'}-cfg{index}"
-            out.append(pytest.param(params, fields(config), id=label))
-    return out
+    return config_cases(NAME, PARAMS)
 
 
 def round_bf16_to_nearest() -> None:

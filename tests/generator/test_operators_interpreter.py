@@ -83,6 +83,17 @@ def fields(config: Config) -> ConfigFields:
     return dict(config.constexprs), config.num_warps, config.num_stages
 
 
+def config_cases(name: str, params_list: list[dict[str, str]]) -> list[Any]:
+    """pytest params (params, config fields) for a spread of each param set's configs: the
+    matrix every per-operator test file checks against its reference."""
+    out = []
+    for params in params_list:
+        for index, config in enumerate(spread(OPERATORS[name].config_space(params))):
+            label = f"{','.join(f'{k}={v}' for k, v in params.items()) or 'default'}-cfg{index}"
+            out.append(pytest.param(params, fields(config), id=label))
+    return out
+
+
 def cases() -> list[Any]:
     out = []
     for name, param_sets in PARAMS.items():
