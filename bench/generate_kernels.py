@@ -1,14 +1,21 @@
-"""Generate TUNED kernels for the starting operators on this host's GPU, through the real
+"""Generate TUNED kernels for the whole operator suite on this host's GPU, through the real
 path (embedded registry, worker, isolated evaluator), and record what was measured.
 
-    python bench/generate_kernels.py --out bench/results
+    python bench/generate_kernels.py --out bench/results [--ops NAME ...] [--deadline-s 540]
 
-Writes bench/results/kernels-<device>.json: one row per operator and tuning shape,
-{op, key, shape, dtype, kernel_ms, eager_ms, compile_ms, speedup_eager, speedup_compile,
-bandwidth_frac, device, torch, triton, date}. bandwidth_frac is achieved bytes/s over the
-copy bandwidth measured on this device in the same run (null where not memory-bound).
-Then loads each served kernel the way a serving host does (kreg.ops) and checks it
-against the reference.
+The keys are those of every model profile (kreg.profiles) plus, for operators no profile
+names, one key each (SUITE_EXTRA), so that all twelve operators of OPERATORS.md are covered.
+Jobs are tuned on the template's shapes (the operator's OPERATORS.md row, a superset of each
+profile's shapes), so that every operator is measured over its whole row.
+
+Writes bench/results/kernels-<device>.json after every job (a run cut short keeps what it
+finished): one row per key and tuning shape, {op, key, shape, dtype, kernel_ms, eager_ms,
+compile_ms, speedup_eager, speedup_compile, bandwidth_frac, flops_frac, bound, verdict,
+candidates, kernel_sha256, device, torch, triton, date}. bandwidth_frac is minimum bytes moved / time / the
+copy bandwidth measured in the same run; flops_frac likewise against a bf16 matrix product.
+Then loads each served kernel the way a serving host does (kreg.ops, fresh node cache),
+checks it against the reference, and prints the table and the suite's summary against issue
+4's targets (bench/render_kernels.py, which also renders the JSON for BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -22,24 +29,66 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kreg.client import Client
-from kreg.keys import KernelKey
+from kreg.keys import ANY_MODEL, KernelKey, OperatorSpec
 from kreg.model import Artifact, CandidateStatus, JobState
-from kreg.profiles import PROFILES
+from kreg.profiles import PROFILES, profile
 
 from generator.evaluators import Evaluators
+from generator.operators import OPERATORS
 from generator.pipeline import GenerationSettings
 from generator.search import SearchBudget
 from generator.worker import WorkerConfig, process, worker_info
 from registry.embedded import EmbeddedRegistry
 from registry.server import ServerConfig
 
-# Operators whose cost is moving bytes; the dot interaction does (F+1)^2 D MACs per sample
-# but at these shapes is still bound by memory (its bandwidth fraction is reported too).
-MEMORY_BOUND = {"sigrid_hash", "jagged_sum", "jagged_softmax", "dlrm_dot_interaction"}
+import render_kernels  # bench/ is on sys.path when this file runs as a script
+
+# Operators of OPERATORS.md that no model profile names, served for any model.
+SUITE_EXTRA = (OperatorSpec.parse("jagged_flash_attention@1{D=128,dtype=bf16}"),)
+
+# Bound by arithmetic at their tuning shapes (held to the matrix-product ceiling); every other
+# operator moves bytes and is held to the copy bandwidth.
+COMPUTE_BOUND = {"hstu_attention", "jagged_flash_attention", "dcn_lowrank_cross"}
+
+# How a serving host calls each operator through kreg.ops, from the template's inputs.
+CALLS: dict[str, Callable[[dict[str, str], dict[str, Any]], Any]] = {
+    "sigrid_hash": lambda p, i: _ops().sigrid_hash(i["ids"], salt=i["salt"], modulus=i["M"]),
+    "bucketize_sparse_features": lambda p, i: _ops().bucketize_sparse_features(
+        i["offsets"], i["ids"], i["S"], block_sizes=i.get("block_sizes"), positions=p.get("positions") == "1"
+    ),
+    "batched_dense_bucketize": lambda p, i: _ops().batched_dense_bucketize(i["x"], i["border_values"], i["border_offsets"]),
+    "jagged_sum": lambda p, i: _ops().jagged_sum(i["values"], i["offsets"], mean=p.get("mean") == "1"),
+    "jagged_softmax": lambda p, i: _ops().jagged_softmax(i["values"], i["offsets"], max_len=i["max_L"]),
+    "dlrm_dot_interaction": lambda p, i: _ops().dlrm_dot_interaction(i["dense"], i["sparse"]),
+    "dcn_lowrank_cross": lambda p, i: _ops().dcn_lowrank_cross(i["x0"], i["V"], i["W"], i["bias"]),
+    "jagged_truncate": lambda p, i: _ops().jagged_truncate(i["values"], i["offsets"], max_len=i["N"], keep=p.get("keep", "first")),
+    "jagged_to_padded_dense": lambda p, i: _ops().jagged_to_padded_dense(
+        i["values"], i["offsets"], max_len=i["N"], padding_value=i["padding_value"]
+    ),
+    "dense_to_jagged": lambda p, i: _ops().dense_to_jagged(i["dense"], i["offsets"], total_L=i["L"]),
+    "hstu_attention": lambda p, i: _ops().hstu_attention(
+        i["q"], i["k"], i["v"], i["offsets"], max_len=i["max_N"], num_targets=i["num_targets"], alpha=i["alpha"]
+    ),
+    "jagged_flash_attention": lambda p, i: _ops().jagged_flash_attention(i["q"], i["k"], i["v"], i["offsets"], max_len=i["max_N"]),
+    "swish_layer_norm": lambda p, i: _ops().swish_layer_norm(i["x"], i["weight"], i["bias"]),
+    "layer_norm_mul": lambda p, i: _ops().layer_norm_mul(i["x"], i["u"], i["weight"], i["bias"], act=p.get("act", "none")),
+}
+
+
+def _ops() -> Any:
+    import kreg.ops
+
+    return kreg.ops
+
+
+def suite_keys(platform: str, arch: str, only: list[str] | None) -> list[KernelKey]:
+    pairs = [(model, op) for model in PROFILES for op in profile(model)] + [(ANY_MODEL, op) for op in SUITE_EXTRA]
+    return [KernelKey(platform, arch, model, op) for model, op in pairs if not only or op.name in only]
 
 
 def device_slug(name: str) -> str:
@@ -50,128 +99,151 @@ def device_slug(name: str) -> str:
 def rows_for(artifact: Artifact, device: str, date: str) -> list[dict[str, object]]:
     versions = {"torch": importlib.metadata.version("torch"), "triton": artifact.toolchain.triton_version}
     op = artifact.key.operator
-    out = []
-    for m in artifact.measurements.shapes:
-        out.append(
-            {
-                "op": op.name,
-                "key": str(artifact.key),
-                "shape": dict(m.shape.dims),
-                "dtype": op.params.get("dtype", "fp32"),
-                "kernel_ms": m.median_ms,
-                "eager_ms": m.eager_ms,
-                "compile_ms": m.compile_ms,
-                "speedup_eager": m.eager_ms / m.median_ms,
-                "speedup_compile": m.compile_ms / m.median_ms,
-                "bandwidth_frac": m.bandwidth_fraction if op.name in MEMORY_BOUND else None,
-                "verdict": artifact.verdict.name,
-                "device": device,
-                **versions,
-                "date": date,
-            }
-        )
-    return out
+    bound = "compute" if op.name in COMPUTE_BOUND else "memory"
+    return [
+        {
+            "op": op.name,
+            "key": str(artifact.key),
+            "shape": dict(m.shape.dims),
+            "dtype": op.params.get("dtype", "fp32"),
+            "kernel_ms": m.median_ms,
+            "eager_ms": m.eager_ms,
+            "compile_ms": m.compile_ms,
+            "speedup_eager": m.eager_ms / m.median_ms,
+            "speedup_compile": m.compile_ms / m.median_ms,
+            "bandwidth_frac": m.bandwidth_fraction,
+            "flops_frac": m.flops_fraction or None,
+            "bound": bound,
+            "verdict": artifact.verdict.name,
+            "candidates": artifact.provenance.candidates_tried,
+            # The kernel source measured: a row whose digest differs from kernel.py's is stale.
+            "kernel_sha256": artifact.kernels[0].source.sha256,
+            "device": device,
+            **versions,
+            "date": date,
+        }
+        for m in artifact.measurements.shapes
+    ]
+
+
+def generate_all(
+    client: Client,
+    keys: list[KernelKey],
+    evaluators: Evaluators,
+    config: WorkerConfig,
+    deadline: float,
+    on_done: Callable[[], None],
+) -> None:
+    """Lease and process every queued job in this process until done or past the deadline,
+    calling `on_done` after each job."""
+    info = worker_info(config, evaluators)
+    for key in keys:
+        template = OPERATORS[key.operator.name]
+        client.request_generation([key], tuning_shapes=template.tuning_shapes(dict(key.operator.params)))
+    while time.monotonic() < deadline and (job := client.lease_job(info, wait_s=0.5, lease_s=900)) is not None:
+        started = time.monotonic()
+        print(f"generating {job.key}", flush=True)
+        process(client, job, evaluators, config)
+        done, log = client.get_job(job.job_id)
+        by_status = Counter(c.status.name.lower() for c in log)
+        line = f"{done.state.name} in {time.monotonic() - started:.0f}s: {dict(by_status)} {done.last_error}"
+        print(f"  {line}", flush=True)
+        for c in log:
+            if c.status not in (CandidateStatus.PASSED, CandidateStatus.PRUNED):
+                print(f"    {c.status.name.lower()} {c.config}: {c.reason[:400]}", flush=True)
+        on_done()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--max-candidates", type=int, default=12)
-    parser.add_argument("--ops", nargs="*", help="operator names (default: all of the dlrm-v2 and hstu-ranker profiles)")
+    parser.add_argument("--draft", type=int, default=6)
+    parser.add_argument("--job-seconds", type=float, default=240, help="search time budget per key")
+    parser.add_argument("--deadline-s", type=float, default=float("inf"), help="lease no new job after this many seconds")
+    parser.add_argument("--ops", nargs="*", help="operator names (default: the whole suite)")
     args = parser.parse_args()
 
+    began = time.monotonic()
     date = datetime.date.today().isoformat()
-    settings = GenerationSettings(tuned_budget=SearchBudget(max_candidates=args.max_candidates, max_seconds=300, draft=6, plateau=5))
+    budget = SearchBudget(max_candidates=args.max_candidates, max_seconds=args.job_seconds, draft=args.draft, plateau=5)
+    settings = GenerationSettings(tuned_budget=budget)
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRegistry(ServerConfig(data_dir=Path(tmp), listen="127.0.0.1:0")) as registry:
         with Evaluators() as evaluators:
             device = evaluators.device
             if device is None:
                 print("no GPU here: TUNED kernels need the target device", file=sys.stderr)
                 return 2
-            print(f"device {device.name} ({device.platform}/{device.arch}), copy {device.copy_bytes_per_s / 1e12:.2f} TB/s", flush=True)
+            print(
+                f"device {device.name} ({device.platform}/{device.arch}), copy {device.copy_bytes_per_s / 1e12:.2f} TB/s, "
+                f"bf16 matmul {device.matmul_flops_per_s / 1e12:.0f} TFLOP/s",
+                flush=True,
+            )
+            keys = suite_keys(device.platform, device.arch, args.ops)
+            args.out.mkdir(parents=True, exist_ok=True)
+            path = args.out / f"kernels-{device_slug(device.name)}.json"
+            rows: list[dict[str, object]] = []
+
             config = WorkerConfig(registry=registry.address, settings=settings)
-            info = worker_info(config, evaluators)
-            keys = [
-                KernelKey(device.platform, device.arch, model, op)
-                for model, ops in PROFILES.items()
-                for op in ops
-                if not args.ops or op.name in args.ops
-            ]
             with Client(registry.address, timeout_s=60) as client:
-                client.request_generation(keys)
-                while (job := client.lease_job(info, wait_s=0.5, lease_s=600)) is not None:
-                    started = time.monotonic()
-                    print(f"generating {job.key}", flush=True)
-                    process(client, job, evaluators, config)
-                    done, log = client.get_job(job.job_id)
-                    by_status = Counter(c.status.name.lower() for c in log)
-                    print(f"  {done.state.name} in {time.monotonic() - started:.0f}s: {dict(by_status)} {done.last_error}", flush=True)
-                    for c in log:
-                        if c.status not in (CandidateStatus.PASSED, CandidateStatus.PRUNED):
-                            print(f"    {c.status.name.lower()} {c.config}: {c.reason[:300]}", flush=True)
-                rows: list[dict[str, object]] = []
-                for key in keys:
-                    variants = client.describe_kernel(key)
-                    rows += [r for a in variants for r in rows_for(a, device.name, date)]
-                failed = [j for j in client.list_jobs()[0] if j.state is JobState.FAILED]
+
+                def write_rows() -> None:
+                    rows[:] = [r for key in keys for a in client.describe_kernel(key) for r in rows_for(a, device.name, date)]
+                    path.write_text(json.dumps(rows, indent=1) + "\n")
+
+                generate_all(client, keys, evaluators, config, began + args.deadline_s, write_rows)
+                write_rows()
+                jobs = client.list_jobs(page_size=1000)[0]
+            failed = [j for j in jobs if j.state is JobState.FAILED]
+            unfinished = [j for j in jobs if not j.state.terminal]
             served = check_served(registry.address, keys, device.platform, device.arch)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"kernels-{device_slug(device.name)}.json"
-    path.write_text(json.dumps(rows, indent=1) + "\n")
-    print(f"\nwrote {path} ({len(rows)} rows)")
-    print(f"{'op':22} {'shape':44} {'kernel':>9} {'eager':>9} {'compile':>9} {'x eager':>8} {'x comp':>7} {'bw':>5}")
-    for r in rows:
-        shape = ",".join(f"{k}={v}" for k, v in r["shape"].items())  # type: ignore[union-attr]
-        bw = f"{r['bandwidth_frac']:.0%}" if r["bandwidth_frac"] is not None else "-"
-        print(
-            f"{r['op']:22} {shape[:44]:44} {r['kernel_ms']:9.4f} {r['eager_ms']:9.4f} {r['compile_ms']:9.4f}"
-            f" {r['speedup_eager']:8.2f} {r['speedup_compile']:7.2f} {bw:>5}"
-        )
+    print(f"\nwrote {path} ({len(rows)} rows) in {time.monotonic() - began:.0f}s\n")
+    print("\n".join(render_kernels.table(rows) + [""] + render_kernels.summary(rows)))
     for job in failed:
         print(f"FAILED {job.key}: {job.last_error}")
+    for job in unfinished:
+        print(f"NOT RUN (deadline) {job.key}")
     print("\nserved through kreg.ops (a serving host's path):")
     for line in served:
         print(f"  {line}")
-    return 1 if failed or any("MISMATCH" in line for line in served) else 0
-
-
-def _call_op(name: str, inputs: dict[str, Any]) -> Any:
-    from kreg import ops
-
-    if name == "jagged_sum":
-        return ops.jagged_sum(inputs["values"], inputs["offsets"])
-    if name == "jagged_softmax":
-        return ops.jagged_softmax(inputs["values"], inputs["offsets"], max_len=inputs["max_L"])
-    if name == "dlrm_dot_interaction":
-        return ops.dlrm_dot_interaction(inputs["dense"], inputs["sparse"])
-    return ops.sigrid_hash(inputs["ids"], salt=inputs["salt"], modulus=inputs["M"])
+    return 1 if failed or unfinished or any("MISMATCH" in line for line in served) else 0
 
 
 def check_served(address: str, keys: list[KernelKey], platform: str, arch: str) -> list[str]:
-    """Each published kernel, resolved, fetched, loaded and launched by kreg.ops in this
-    process, against the reference on a tuning shape."""
+    """Each published kernel resolved, fetched, loaded and launched by kreg.ops in this
+    process with an empty node cache, against the reference path of the same call."""
+    import torch
     from kreg import ops
 
-    from generator.operators import OPERATORS
     from generator.operators.base import compare
 
     lines = []
     for key in keys:
         template = OPERATORS[key.operator.name]
         params = dict(key.operator.params)
+        call = CALLS[key.operator.name]
+        inputs = template.make_inputs(params, template.tuning_shapes(params)[0].dims, 5, "cuda")
         with tempfile.TemporaryDirectory() as cache:
             ops.configure(Client(address, timeout_s=30), model=key.model, platform=platform, arch=arch, cache_dir=Path(cache))
-            inputs = template.make_inputs(params, template.tuning_shapes(params)[0].dims, 5, "cuda")
             started = time.monotonic()
-            got = _call_op(key.operator.name, inputs)
+            try:
+                got = call(params, inputs)
+                torch.cuda.synchronize()
+            except Exception as e:  # noqa: BLE001 - a bench reports every failure and goes on
+                lines.append(f"MISMATCH {key.operator}: raised {type(e).__name__}: {e}")
+                ops.reset()
+                continue
             first_call_s = time.monotonic() - started
             decision = ops.last_decision(key.operator.name)
-            want = template.reference(params, inputs)["out"]
-            rtol, atol = template.tolerance(want.dtype)
-            verdict = compare(got, want, rtol, atol)
-            status = "ok" if verdict.ok else "MISMATCH"
-            lines.append(f"{status}, max rel err {verdict.max_relative_error:.2g}, first call incl. resolve+fetch+load {first_call_s * 1e3:.0f} ms: {decision}")
             ops.reset()
+        want = call(params, inputs)  # no provider: the reference
+        got_t, want_t = (x if isinstance(x, tuple) else (x,) for x in (got, want))
+        worst, ok = 0.0, True
+        for g, w in zip(got_t, want_t):
+            verdict = compare(g, w, *template.tolerance(w.dtype))
+            worst, ok = max(worst, verdict.max_relative_error), ok and verdict.ok
+        status = "ok" if ok else "MISMATCH"
+        lines.append(f"{status}, max rel err {worst:.2g}, first call incl. resolve+fetch+load {first_call_s * 1e3:.0f} ms: {decision}")
     return lines
 
 

@@ -103,6 +103,8 @@ class DeviceInfo:
     arch: str
     name: str
     copy_bytes_per_s: float  # a large device-to-device copy, bytes read + written
+    # A large bf16 matrix product on random data: the ceiling compute-bound kernels are held to.
+    matmul_flops_per_s: float = 0.0
 
 
 def handle(task: CandidateTask | PeerTask | ProbeTask) -> CandidateReport | tuple[PeerTiming, ...] | DeviceInfo | None:
@@ -125,10 +127,24 @@ def probe() -> DeviceInfo | None:
         platform, arch = "amd", props.gcnArchName.split(":")[0]
     else:
         platform, arch = "nvidia", f"sm_{props.major}{props.minor}"
+    return DeviceInfo(platform, arch, props.name, _copy_bytes_per_s(), _matmul_flops_per_s())
+
+
+def _copy_bytes_per_s() -> float:
+    """A 256 MiB device-to-device copy, bytes read plus written."""
+    import torch
+
     src = torch.empty(1 << 28, dtype=torch.uint8, device="cuda")
     dst = torch.empty_like(src)
-    ms = _bench(lambda: dst.copy_(src))[0]
-    return DeviceInfo(platform, arch, props.name, 2 * src.numel() / (ms / 1e3))
+    return 2 * src.numel() / (_bench(lambda: dst.copy_(src))[0] / 1e3)
+
+
+def _matmul_flops_per_s(n: int = 8192) -> float:
+    """An n x n x n bf16 matrix product on random data (zeros run faster than real data)."""
+    import torch
+
+    a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    return 2 * n**3 / (_bench(lambda: a @ b)[0] / 1e3)
 
 
 # ---------------------------------------------------------------- candidates

@@ -18,7 +18,7 @@ from generator.evaluators import Evaluators
 from generator.hardware import HardwareRecord, record_for
 from generator.operators import OPERATORS, load_template, template_module
 from generator.operators.base import Config, OperatorTemplate
-from generator.prune import prune
+from generator.prune import prune, tile_elements
 from generator.search import Outcome, SearchBudget, Trial, search
 from kreg.model import (
     Artifact,
@@ -108,7 +108,8 @@ def generate(
     device = evaluators.device
     on_device = device is not None and (device.platform, device.arch) == (key.platform, key.arch)
     shapes = job.tuning_shapes or tuple(template.tuning_shapes(params))
-    kept, pruned = prune(space, record)
+    tile_of = template.tile_elements
+    kept, pruned = prune(space, record, (lambda c: tile_of(params, c)) if tile_of else tile_elements)
     log = [CandidateRecord(_config_text(p.config), CandidateStatus.PRUNED, p.reason) for p in pruned]
     progress(f"{len(kept)} configs after pruning {len(pruned)} for {record.name}")
 
@@ -279,6 +280,7 @@ def _measurements(
     rows = []
     for shape, timing, peer in zip(shapes, report.timings, peers):
         seconds = timing.median_ms / 1e3
+        flops = template.flops(params, shape.dims)
         rows.append(
             ShapeMeasurement(
                 shape=shape,
@@ -288,6 +290,7 @@ def _measurements(
                 eager_ms=peer.eager_ms,
                 compile_ms=peer.compile_ms,
                 bandwidth_fraction=template.bytes_moved(params, shape.dims) / seconds / device.copy_bytes_per_s,
+                flops_fraction=flops / seconds / device.matmul_flops_per_s if flops and device.matmul_flops_per_s else 0.0,
             )
         )
     geo = lambda xs: math.exp(sum(math.log(x) for x in xs) / len(xs))  # noqa: E731

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from generator.hardware import HardwareRecord
 from generator.operators.base import Config
@@ -28,16 +28,26 @@ class Pruned:
     reason: str
 
 
+# A reduction step (the K of a matrix product) sizes the operand tiles a program streams
+# through shared memory, not the tile each thread holds: it is not a dimension of the tile.
+REDUCTION_BLOCK = "BLOCK_K"
+
+
 def tile_elements(config: Config) -> int:
-    """Elements of one program's working tile: the product of its BLOCK_* sizes."""
-    return math.prod(v for k, v in config.constexprs.items() if k.startswith("BLOCK"))
+    """Elements of one program's working tile: the product of its BLOCK_* sizes, the
+    reduction step BLOCK_K excepted."""
+    return math.prod(v for k, v in config.constexprs.items() if k.startswith("BLOCK") and k != REDUCTION_BLOCK)
 
 
-def prune(configs: Sequence[Config], record: HardwareRecord) -> tuple[list[Config], list[Pruned]]:
+def prune(
+    configs: Sequence[Config], record: HardwareRecord, tile: Callable[[Config], int] = tile_elements
+) -> tuple[list[Config], list[Pruned]]:
+    """(kept, dropped with reasons); `tile` gives a config's working-tile elements (the
+    template's own count where the launch fixes part of the tile)."""
     kept: list[Config] = []
     dropped: list[Pruned] = []
     for config in configs:
-        reason = _reject(config, record)
+        reason = _reject(config, record, tile(config))
         if reason is None:
             kept.append(config)
         else:
@@ -45,11 +55,10 @@ def prune(configs: Sequence[Config], record: HardwareRecord) -> tuple[list[Confi
     return kept, dropped
 
 
-def _reject(config: Config, record: HardwareRecord) -> str | None:
+def _reject(config: Config, record: HardwareRecord, tile: int) -> str | None:
     threads = config.num_warps * record.warp_size
     if threads > MAX_THREADS_PER_BLOCK:
         return f"{config.num_warps} warps x {record.warp_size} lanes = {threads} threads > {MAX_THREADS_PER_BLOCK} per block on {record.arch}"
-    tile = tile_elements(config)
     if tile > 1:
         per_thread = tile / threads
         if per_thread < MIN_TILE_ELEMENTS_PER_THREAD:

@@ -16,6 +16,7 @@ from typing import AsyncIterator, Callable, Sequence, TypeVar
 
 from kreg.errors import FailedPrecondition, InvalidArgument
 from kreg.keys import ANY_MODEL, KernelKey, OperatorSpec
+from kreg.profiles import tuning_shapes as profile_tuning_shapes
 from kreg.model import (
     Artifact,
     ArtifactState,
@@ -98,7 +99,8 @@ class Registry:
         # Only a key nobody ever tried is queued from the read path: a failed generation is
         # retried on purpose (RequestGeneration), never in a loop driven by cache misses.
         if resolution.kind is ResolutionKind.REFERENCE and not variants and queue and job is None:
-            queued, _ = await self._write(self._store.enqueue, key, now=time.time())
+            shapes = profile_tuning_shapes(key.model, key.operator)
+            queued, _ = await self._write(self._store.enqueue, key, tuning_shapes=shapes, now=time.time())
             self._notifier.notify_jobs()
             metrics.JOBS_QUEUED.inc()
             resolution = _with_job(resolution, queued, f"{resolution.reason}; generation job {queued.job_id} queued")
@@ -186,7 +188,8 @@ class Registry:
         toolchain: Toolchain | None = None,
     ) -> list[Job]:
         """Queue generation for `keys`; with `toolchain`, jobs only a worker with exactly that
-        toolchain leases, so a caller that got only source can get a binary it can load."""
+        toolchain leases, so a caller that got only source can get a binary it can load.
+        Without `tuning_shapes` a key of a profiled model is tuned on its profile's shapes."""
         jobs = []
         for key in keys:
             if not force and any(_serves(a, toolchain) for a in self._store.variants(key)):
@@ -195,7 +198,7 @@ class Registry:
                 self._store.enqueue,
                 key,
                 priority=priority,
-                tuning_shapes=tuning_shapes,
+                tuning_shapes=tuning_shapes or profile_tuning_shapes(key.model, key.operator),
                 force=force,
                 toolchain=toolchain,
                 now=time.time(),

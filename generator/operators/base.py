@@ -2,7 +2,8 @@
 
 A template is data plus callables (no subclassing): the search reads `config_space`, the
 verifier calls `make_inputs` / `edge_cases` / `allocate_outputs` / `run` / `reference` and
-compares with `compare`, the benchmark reads `tuning_shapes`, `bytes_moved` and `flops`.
+compares with `compare`, the benchmark reads `tuning_shapes`, `bytes_moved` and `flops`,
+the pruner `tile_elements` where a template has it.
 
 `Config`, `KernelLaunch` and each operator's `allocate_outputs` / `launches` are the
 operator's calling convention and live in kreg (kreg.ops.launch, kreg.ops.plans), where
@@ -53,6 +54,9 @@ class OperatorTemplate:
     bytes_moved: Callable[[Params, Dims], int]
     flops: Callable[[Params, Dims], int | None]
     tolerance: Callable[[torch.dtype], tuple[float, float]]
+    # Elements of one program's working tile for the pruner, where the config's BLOCK_* sizes
+    # are not the whole tile (a dimension the launch fixes, such as a whole row); None: theirs.
+    tile_elements: Callable[[Params, Config], int] | None = None
 
     @property
     def kernel_source(self) -> str:

@@ -131,7 +131,7 @@ def test_default_config_cross_compiles(params: dict[str, str], arch: str) -> Non
     config = OPERATORS[NAME].config_space(params)[0]
     task = CandidateTask(f"generator.operators.{NAME}", params, config, record.platform, arch, on_device=False, stage="build")
     report = evaluate(task)
-    assert report.status is CandidateStatus.PASSED, report.message
+    assert report.status is CandidateStatus.PASSED, report.reason
     assert report.kernels and all(k.binary is not None for k in report.kernels)
 
 
@@ -149,7 +149,7 @@ def test_config_space_fits_the_kernel(params: dict[str, str]) -> None:
 
     template = OPERATORS[NAME]
     configs = template.config_space(params)
-    assert 12 <= len(configs) <= 60 and len(set(configs)) == len(configs)
+    assert 12 <= len(configs) <= 64 and len(set(configs)) == len(configs)
     dims = {**RANDOM_DIMS, **{k: int(v) for k, v in params.items() if k != "dtype"}, "B": 2}
     inputs = template.make_inputs(params, dims, 0, "cpu")
     outputs = template.allocate_outputs(params, inputs)
@@ -157,5 +157,3 @@ def test_config_space_fits_the_kernel(params: dict[str, str]) -> None:
     for config in spread(configs):
         for launch in template.launches(params, config, inputs, outputs):
             assert set(config.constexprs) | set(launch.constexprs) == entry_points[launch.entry_point]
-    with pytest.raises(ValueError, match="512"):
-        template.config_space({"r": "1024"})

@@ -158,15 +158,16 @@ def interpreted_check(
     template = OPERATORS[name]
     outputs, expected = interpreted_run(name, params, config, template.make_inputs(params, dims, seed, "cpu"))
     where = f"{name} {dict(params)} {Config(*config)} dims={dict(dims)} seed={seed}"
-    if set(outputs) != set(expected):
-        return f"{where}: outputs {sorted(outputs)} != reference {sorted(expected)}", False
+    # Outputs beyond the reference's are scratch between a template's launches (dcn's xv).
+    if not set(expected) <= set(outputs):
+        return f"{where}: outputs {sorted(outputs)} lack reference outputs {sorted(set(expected) - set(outputs))}", False
     for key, reference in expected.items():
         verdict = compare(outputs[key], reference, *template.tolerance(reference.dtype))
         if verdict.unwritten:
             return f"{where} output={key}: poison left ({verdict})", False
         if not verdict.ok:
             return f"{where} output={key}: {verdict}", False
-    return None, all(bool(t.count_nonzero()) for t in outputs.values())
+    return None, all(bool(outputs[key].count_nonzero()) for key in expected)
 
 
 def interpreted_runs_agree(name: str, dims: Mapping[str, int]) -> bool:
@@ -361,6 +362,24 @@ def test_shapes_and_costs(name: str) -> None:
         flops = template.flops({}, shape.dims)
         assert flops is None or flops > 0
     assert len(template.edge_cases({})) >= 5
+
+
+def test_every_profiled_kernel_has_a_template_that_takes_its_key_and_shapes() -> None:
+    from kreg.profiles import PROFILES
+
+    for model, kernels in PROFILES.items():
+        assert kernels, model
+        for kernel in kernels:
+            template = OPERATORS[kernel.operator.name]
+            params = dict(kernel.operator.params)
+            assert template.version == kernel.operator.version and template.config_space(params)
+            # The template's own shapes name the dims it reads: a profile shape names the same
+            # ones (no typo'd dim silently falls back to a default), with values the key allows.
+            vocabulary = {name for shape in template.tuning_shapes(params) for name in shape.dims}
+            assert kernel.tuning_shapes, f"{model} {kernel.operator}"
+            for shape in kernel.tuning_shapes:
+                assert set(shape.dims) == vocabulary, f"{model} {kernel.operator} {shape.dims}"
+                assert template.bytes_moved(params, shape.dims) > 0  # refuses dims that contradict the key
 
 
 @pytest.mark.parametrize("name", sorted(OPERATORS))

@@ -218,3 +218,20 @@ def test_a_graceful_stop_ends_idle_long_polls_at_once(tmp_path) -> None:
         stopped_in = time.monotonic() - started
     assert answers == [None]  # told "no job", not cut off with an error
     assert stopped_in < 10  # the 25 s poll did not hold the stop for its grace period
+
+
+def test_jobs_of_a_profiled_model_are_tuned_on_its_profile_shapes_unless_the_request_names_some(server) -> None:
+    from kreg.keys import KernelKey
+    from kreg.model import TuningShape
+    from kreg.profiles import tuning_shapes
+
+    sigrid = KernelKey.parse("nvidia/sm_90/dlrm-v2/sigrid_hash@1{dtype=int64}")
+    pooling = KernelKey.parse("nvidia/sm_90/dlrm-v2/jagged_sum@1{D=128,dtype=fp32}")
+    unprofiled = KernelKey("nvidia", "sm_90", "some-other-model", pooling.operator)
+    mine = (TuningShape({"B": 7, "D": 128, "len_max": 3}),)
+    with client_for(server) as client:
+        on_miss = client.get_kernel(sigrid)
+        requested = client.request_generation([pooling], tuning_shapes=mine) + client.request_generation([unprofiled])
+        queued = {job.job_id: job for job in client.list_jobs(page_size=100)[0]}
+    assert queued[on_miss.job_id].tuning_shapes == tuning_shapes("dlrm-v2", sigrid.operator) != ()
+    assert [queued[j.job_id].tuning_shapes for j in requested] == [mine, ()]

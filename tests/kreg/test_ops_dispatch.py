@@ -173,7 +173,7 @@ def test_ops_name_their_keys_as_the_templates_and_profiles_do() -> None:
     )
     assert dcn_key == "dcn_lowrank_cross@1{N=3456,dtype=bf16,layers=3,r=512}"
     named.add(dcn_key)
-    profiled = {str(op) for ops in PROFILES.values() for op in ops}
+    profiled = {str(k.operator) for kernels in PROFILES.values() for k in kernels}
     assert profiled <= named
     for text in named:  # every name is one the template accepts
         spec = OperatorSpec.parse(text)

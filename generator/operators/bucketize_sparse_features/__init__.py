@@ -98,7 +98,8 @@ def make_inputs(params: Params, dims: Dims, seed: int, device: str) -> dict[str,
 def edge_cases(params: Params) -> list[dict[str, int]]:
     """No rows; all rows empty (L = 0); one row longer than every BLOCK_L (not a multiple);
     every other row empty over several features; one bucket; S past BLOCK_S (chunked
-    buckets) and not a power of two; small ids (many equal buckets, long runs per bucket)."""
+    buckets) and not a power of two; small ids (many equal buckets, long runs per bucket);
+    more (bucket, row) counts than one scan block holds."""
     _checked(params)
     return [
         {"T": 1, "B": 0, "S": 4},
@@ -108,6 +109,8 @@ def edge_cases(params: Params) -> list[dict[str, int]]:
         {"T": 3, "B": 4, "len_min": 1, "len_max": 20, "S": 1},
         {"T": 2, "B": 3, "len_min": 30, "len_max": 70, "S": 45, "id_max": 5000},
         {"T": 1, "B": 6, "len_min": 1, "len_max": 1, "S": 16, "id_max": 40},
+        # 9,600 (bucket, row) counts: the scan spans several blocks of every config, the last partial.
+        {"T": 2, "B": 300, "len_min": 0, "len_max": 3, "S": 16, "id_max": 1000},
     ]
 
 

@@ -1,7 +1,9 @@
 """bucketize_sparse_features: fbgemm's (block_)bucketize_sparse_features in three launches.
 
 1. count:   one program per row; new_lengths[p*R + r] = ids of row r that land in bucket p.
-2. scan:    one program; new_offsets = exclusive prefix sum of new_lengths (bucket-major).
+2. scan:    new_offsets = exclusive prefix sum of new_lengths (bucket-major), in three
+            launches: local sums per block, one program carrying the block totals, and the
+            carry added back per block (one program over all S*R counts was the whole cost).
 3. scatter: one program per row; each id goes to new_offsets[p*R + r] + its rank among the
             row's earlier ids of bucket p, so ids keep their order within (bucket, row).
 
@@ -70,26 +72,62 @@ def bucketize_count_kernel(
 
 
 @triton.jit
-def bucketize_scan_kernel(
+def bucketize_scan_blocks_kernel(
     new_lengths_ptr,
     new_offsets_ptr,
     N,
     BLOCK_L: tl.constexpr,
     BLOCK_S: tl.constexpr,
 ):
-    """Grid (1,): new_offsets[0] = 0, new_offsets[i+1] = sum(new_lengths[:i+1]), N = S*R,
-    BLOCK_L * BLOCK_S counts per step with an int64 carry."""
-    idx = tl.arange(0, BLOCK_L * BLOCK_S)
-    zeros = tl.zeros([BLOCK_L * BLOCK_S], dtype=tl.int64)
-    tl.store(new_offsets_ptr + idx, zeros.to(new_offsets_ptr.dtype.element_ty), mask=idx < 1)
-    carry = tl.sum(zeros, axis=0)
-    for first in range(0, N, BLOCK_L * BLOCK_S):
-        items = first + idx
-        mask = items < N
-        counts = tl.load(new_lengths_ptr + items, mask=mask, other=0).to(tl.int64)
-        inclusive = tl.cumsum(counts, axis=0) + carry
-        tl.store(new_offsets_ptr + items + 1, inclusive.to(new_offsets_ptr.dtype.element_ty), mask=mask)
-        carry += tl.sum(counts, axis=0)
+    """Grid (cdiv(N, BLOCK_L * BLOCK_S),): each block's inclusive prefix sums of its counts,
+    local to the block, at new_offsets[i+1]; program 0 also writes new_offsets[0] = 0."""
+    first = tl.program_id(0).to(tl.int64) * (BLOCK_L * BLOCK_S)
+    items = first + tl.arange(0, BLOCK_L * BLOCK_S)
+    mask = items < N
+    counts = tl.load(new_lengths_ptr + items, mask=mask, other=0).to(tl.int64)
+    tl.store(new_offsets_ptr + items + 1, tl.cumsum(counts, axis=0).to(new_offsets_ptr.dtype.element_ty), mask=mask)
+    tl.store(new_offsets_ptr + items, (counts * 0).to(new_offsets_ptr.dtype.element_ty), mask=items == 0)
+
+
+@triton.jit
+def bucketize_scan_carry_kernel(
+    new_offsets_ptr,
+    N,
+    BLOCK_L: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+):
+    """Grid (1,): turns each block's last local sum (at new_offsets[min((j+1) * block, N)])
+    into the global one, BLOCK_L * BLOCK_S blocks per step with an int64 carry."""
+    blocks = tl.cdiv(N, BLOCK_L * BLOCK_S)
+    carry = tl.sum(tl.zeros([BLOCK_L * BLOCK_S], dtype=tl.int64), axis=0)
+    for first in range(0, blocks, BLOCK_L * BLOCK_S):
+        js = first + tl.arange(0, BLOCK_L * BLOCK_S)
+        ends = tl.minimum((js.to(tl.int64) + 1) * (BLOCK_L * BLOCK_S), N)
+        mask = js < blocks
+        local = tl.load(new_offsets_ptr + ends, mask=mask, other=0).to(tl.int64)
+        tl.store(new_offsets_ptr + ends, (tl.cumsum(local, axis=0) + carry).to(new_offsets_ptr.dtype.element_ty), mask=mask)
+        carry += tl.sum(local, axis=0)
+
+
+@triton.jit
+def bucketize_scan_add_kernel(
+    new_offsets_ptr,
+    N,
+    BLOCK_L: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+):
+    """Grid (cdiv(N, BLOCK_L * BLOCK_S),): adds the sum of all earlier blocks (block j-1's
+    global last sum, new_offsets[j * block]) to block j's local sums, its own last one
+    excepted (the carry kernel made that one global). Program j reads only that entry of
+    block j-1, which no program writes here."""
+    j = tl.program_id(0).to(tl.int64)
+    if j > 0:
+        prefix = tl.load(new_offsets_ptr + j * (BLOCK_L * BLOCK_S)).to(tl.int64)
+        items = j * (BLOCK_L * BLOCK_S) + tl.arange(0, BLOCK_L * BLOCK_S)
+        last = tl.minimum((j + 1) * (BLOCK_L * BLOCK_S), N) - 1
+        mask = items < last
+        local = tl.load(new_offsets_ptr + items + 1, mask=mask, other=0).to(tl.int64)
+        tl.store(new_offsets_ptr + items + 1, (local + prefix).to(new_offsets_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit

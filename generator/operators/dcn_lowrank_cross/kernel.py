@@ -1,7 +1,13 @@
 """dcn_lowrank_cross: DCN-v2's low-rank cross network (TorchRec LowRankCrossNet),
 x_{l+1} = x0 * (W_l (V_l x_l) + b_l) + x_l for every layer, fp32 accumulation.
 
-This file is the kernel's source blob: only triton imports, compiled on other hosts.
+Two tiled matrix products per layer, launched in order on one stream:
+1. project: xv = x_l V_lᵀ  [B, r], rounded to the input dtype (as the model's own matmul is);
+2. expand:  x_{l+1} = x0 * (xv W_lᵀ + b_l) + x_l  [B, N], the epilogue fused into the product.
+Both tile their output [BLOCK_B, BLOCK_N] over a 2-D grid and step the reduction BLOCK_K at a
+time, so even a small batch fills the machine (one program per row block across all layers
+left all but B / BLOCK_B SMs idle). This file is the kernel's source blob: only triton
+imports, compiled on other hosts.
 """
 
 import triton
@@ -17,103 +23,79 @@ def _dot(a, b, acc):
 
 
 @triton.jit
-def _cross_layer(
-    x0_ptr,
+def dcn_project_kernel(
     xl_ptr,
-    out_ptr,
     v_ptr,
-    w_ptr,
-    bias_ptr,
-    rows,
-    row_mask,
+    xv_ptr,
+    B,
     N,
     R,
-    stride_x0,
     stride_xl,
-    stride_out,
     stride_vr,
-    stride_wn,
+    stride_xv,
     BLOCK_B: tl.constexpr,
-    BLOCK_K: tl.constexpr,
     BLOCK_N: tl.constexpr,
-    BLOCK_R: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
-    """One layer for the program's rows: xv = x_l V^T over N in BLOCK_K slices, then per
-    BLOCK_N slice of the output xw = xv W^T and the epilogue x0 * (xw + b) + x_l."""
-    ranks = tl.arange(0, BLOCK_R)
+    """xv[b, j] = sum_k x_l[b, k] V[j, k]; grid (cdiv(B, BLOCK_B), cdiv(R, BLOCK_N)), the
+    output tile's columns are ranks."""
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    ranks = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_mask = rows < B
     rank_mask = ranks < R
-    xv = tl.zeros([BLOCK_B, BLOCK_R], dtype=tl.float32)
+    rows = rows.to(tl.int64)
+    acc = tl.zeros([BLOCK_B, BLOCK_N], dtype=tl.float32)
     for first in range(0, N, BLOCK_K):
         ks = first + tl.arange(0, BLOCK_K)
         k_mask = ks < N
         xl = tl.load(xl_ptr + rows[:, None] * stride_xl + ks[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0.0)
-        # V is [R, N]: this is the [BLOCK_K, BLOCK_R] slice of V^T.
+        # V is [R, N]: this is the [BLOCK_K, BLOCK_N] slice of Vᵀ.
         vt = tl.load(v_ptr + ranks[None, :] * stride_vr + ks[:, None], mask=k_mask[:, None] & rank_mask[None, :], other=0.0)
-        xv = _dot(xl, vt, xv)
-    # The low-rank projection feeds the second product in the input dtype (the MMA's).
-    xv = xv.to(out_ptr.dtype.element_ty)
-    # Every read of x_l above precedes any write of x_{l+1} below (x_l may be `out` itself).
-    tl.debug_barrier()
-    for first in range(0, N, BLOCK_N):
-        ns = first + tl.arange(0, BLOCK_N)
-        n_mask = ns < N
-        # W is [N, R]: this is the [BLOCK_R, BLOCK_N] slice of W^T.
-        wt = tl.load(w_ptr + ns[None, :] * stride_wn + ranks[:, None], mask=rank_mask[:, None] & n_mask[None, :], other=0.0)
-        xw = _dot(xv, wt, tl.zeros([BLOCK_B, BLOCK_N], dtype=tl.float32))
-        mask = row_mask[:, None] & n_mask[None, :]
-        bias = tl.load(bias_ptr + ns, mask=n_mask, other=0.0).to(tl.float32)
-        x0 = tl.load(x0_ptr + rows[:, None] * stride_x0 + ns[None, :], mask=mask, other=0.0).to(tl.float32)
-        xl = tl.load(xl_ptr + rows[:, None] * stride_xl + ns[None, :], mask=mask, other=0.0).to(tl.float32)
-        out = x0 * (xw + bias[None, :]) + xl
-        tl.store(out_ptr + rows[:, None] * stride_out + ns[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
-    # The next layer reads what every thread of the program wrote.
-    tl.debug_barrier()
+        acc = _dot(xl, vt, acc)
+    where = xv_ptr + rows[:, None] * stride_xv + ranks[None, :]
+    tl.store(where, acc.to(xv_ptr.dtype.element_ty), mask=row_mask[:, None] & rank_mask[None, :])
 
 
 @triton.jit
-def dcn_lowrank_cross_kernel(
+def dcn_expand_kernel(
     x0_ptr,
-    v_ptr,
+    xl_ptr,
+    xv_ptr,
     w_ptr,
     bias_ptr,
     out_ptr,
     B,
     N,
     R,
-    LAYERS,
     stride_x0,
-    stride_out,
-    stride_vl,
-    stride_vr,
-    stride_wl,
+    stride_xl,
+    stride_xv,
     stride_wn,
-    stride_bl,
-    BLOCK_R: tl.constexpr,
+    stride_out,
     BLOCK_B: tl.constexpr,
-    BLOCK_K: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
-    """One program per BLOCK_B consecutive rows (samples), grid (cdiv(B, BLOCK_B),), all
-    layers in one launch.
+    """out = x0 * (xv Wᵀ + b) + x_l; grid (cdiv(B, BLOCK_B), cdiv(N, BLOCK_N)).
 
-    The program owns its rows across layers, so x_l lives in `out`: layer 0 reads x0, each
-    later layer reads and overwrites `out` in place (x_{l+1} rounded to the output dtype, as
-    a model run in that dtype stores it). The rank dimension R <= BLOCK_R (a power of two
-    >= 16, padding ranks masked to 0) is held whole: xv [BLOCK_B, BLOCK_R] in fp32.
-    """
+    `out` may be x_l itself (layers after the first update in place): each program reads the
+    x_l tile it then overwrites, and no other program reads it."""
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < B
+    col_mask = cols < N
     rows = rows.to(tl.int64)
-    _cross_layer(
-        x0_ptr, x0_ptr, out_ptr, v_ptr, w_ptr, bias_ptr, rows, row_mask, N, R,
-        stride_x0, stride_x0, stride_out, stride_vr, stride_wn,
-        BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R,
-    )
-    for layer in range(1, LAYERS):
-        _cross_layer(
-            x0_ptr, out_ptr, out_ptr,
-            v_ptr + layer * stride_vl, w_ptr + layer * stride_wl, bias_ptr + layer * stride_bl,
-            rows, row_mask, N, R,
-            stride_x0, stride_out, stride_out, stride_vr, stride_wn,
-            BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R,
-        )
+    acc = tl.zeros([BLOCK_B, BLOCK_N], dtype=tl.float32)
+    for first in range(0, R, BLOCK_K):
+        ks = first + tl.arange(0, BLOCK_K)
+        k_mask = ks < R
+        xv = tl.load(xv_ptr + rows[:, None] * stride_xv + ks[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0.0)
+        # W is [N, R]: this is the [BLOCK_K, BLOCK_N] slice of Wᵀ.
+        wt = tl.load(w_ptr + cols[None, :] * stride_wn + ks[:, None], mask=k_mask[:, None] & col_mask[None, :], other=0.0)
+        acc = _dot(xv, wt, acc)
+    mask = row_mask[:, None] & col_mask[None, :]
+    bias = tl.load(bias_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
+    x0 = tl.load(x0_ptr + rows[:, None] * stride_x0 + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    xl = tl.load(xl_ptr + rows[:, None] * stride_xl + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    out = x0 * (acc + bias[None, :]) + xl
+    tl.store(out_ptr + rows[:, None] * stride_out + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)

@@ -21,10 +21,9 @@ def jagged_softmax_kernel(
 ):
     """One program per (row, BLOCK_D column slice), grid (B, cdiv(D, BLOCK_D)).
 
-    Pass 1 reads the kept items once with an online max/sum (the running sum is rescaled
-    when the max grows), pass 2 reads them again and writes exp(x - max) / sum, pass 3 writes
-    0 to the items past max_L. Two reads instead of three; a row fitting one tile is still
-    read twice, which the L2 absorbs.
+    A kept row that fits one BLOCK_L tile is read once. A longer one: pass 1 reads the kept
+    items with an online max/sum (the running sum is rescaled when the max grows), pass 2
+    reads them again and writes exp(x - max) / sum. Then items past max_L are written 0.
     """
     row = tl.program_id(0)
     col_block = tl.program_id(1)
@@ -34,35 +33,47 @@ def jagged_softmax_kernel(
     cols = col_block * BLOCK_D + tl.arange(0, BLOCK_D)
     col_mask = cols < D
 
-    row_max = tl.full([BLOCK_D], float("-inf"), dtype=tl.float32)
-    row_sum = tl.zeros([BLOCK_D], dtype=tl.float32)
-    for first in range(start, kept_end, BLOCK_L):
-        items = first + tl.arange(0, BLOCK_L)
-        item_mask = items < kept_end
-        x = tl.load(
-            values_ptr + items[:, None] * stride_values + cols[None, :],
-            mask=item_mask[:, None] & col_mask[None, :],
-            other=0.0,
-        ).to(tl.float32)
-        # -inf only on missing items: masked-off columns stay finite, so no inf - inf there.
-        x = tl.where(item_mask[:, None], x, float("-inf"))
-        new_max = tl.maximum(row_max, tl.max(x, axis=0))
-        row_sum = row_sum * tl.exp(row_max - new_max) + tl.sum(tl.exp(x - new_max[None, :]), axis=0)
-        row_max = new_max
-
-    # An empty (or fully truncated) row has sum 0 and skips pass 2; avoid computing 1/0.
-    inv_sum = 1.0 / tl.where(row_sum > 0, row_sum, 1.0)
-    for first in range(start, kept_end, BLOCK_L):
-        items = first + tl.arange(0, BLOCK_L)
+    if kept_end - start <= BLOCK_L:
+        # The whole kept row is one tile: read it once and write it (most rows of a short-row
+        # batch; the two passes below would read it twice and compute every exp twice).
+        items = start + tl.arange(0, BLOCK_L)
         mask = (items < kept_end)[:, None] & col_mask[None, :]
-        # other=-inf: masked lanes compute exp(-inf) = 0, not an out-of-range value to cast.
         x = tl.load(
             values_ptr + items[:, None] * stride_values + cols[None, :], mask=mask, other=float("-inf")
-        )
-        y = tl.exp(x.to(tl.float32) - row_max[None, :]) * inv_sum[None, :]
-        tl.store(
-            out_ptr + items[:, None] * stride_out + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask
-        )
+        ).to(tl.float32)
+        e = tl.exp(x - tl.max(x, axis=0)[None, :])
+        y = e / tl.sum(e, axis=0)[None, :]
+        tl.store(out_ptr + items[:, None] * stride_out + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
+    else:
+        row_max = tl.full([BLOCK_D], float("-inf"), dtype=tl.float32)
+        row_sum = tl.zeros([BLOCK_D], dtype=tl.float32)
+        for first in range(start, kept_end, BLOCK_L):
+            items = first + tl.arange(0, BLOCK_L)
+            item_mask = items < kept_end
+            x = tl.load(
+                values_ptr + items[:, None] * stride_values + cols[None, :],
+                mask=item_mask[:, None] & col_mask[None, :],
+                other=0.0,
+            ).to(tl.float32)
+            # -inf only on missing items: masked-off columns stay finite, so no inf - inf there.
+            x = tl.where(item_mask[:, None], x, float("-inf"))
+            new_max = tl.maximum(row_max, tl.max(x, axis=0))
+            row_sum = row_sum * tl.exp(row_max - new_max) + tl.sum(tl.exp(x - new_max[None, :]), axis=0)
+            row_max = new_max
+
+        # An empty (or fully truncated) row has sum 0 and skips pass 2; avoid computing 1/0.
+        inv_sum = 1.0 / tl.where(row_sum > 0, row_sum, 1.0)
+        for first in range(start, kept_end, BLOCK_L):
+            items = first + tl.arange(0, BLOCK_L)
+            mask = (items < kept_end)[:, None] & col_mask[None, :]
+            # other=-inf: masked lanes compute exp(-inf) = 0, not an out-of-range value to cast.
+            x = tl.load(
+                values_ptr + items[:, None] * stride_values + cols[None, :], mask=mask, other=float("-inf")
+            )
+            y = tl.exp(x.to(tl.float32) - row_max[None, :]) * inv_sum[None, :]
+            tl.store(
+                out_ptr + items[:, None] * stride_out + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask
+            )
 
     zeros = tl.zeros([BLOCK_L, BLOCK_D], dtype=out_ptr.dtype.element_ty)
     for first in range(kept_end, end, BLOCK_L):

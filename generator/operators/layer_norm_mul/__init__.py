@@ -32,6 +32,7 @@ from generator.operators.swish_layer_norm import (
     make_affine,
     make_rows,
     row_block_configs,
+    row_tile_elements,
     row_edge_cases,
     row_tuning_shapes,
 )
@@ -106,4 +107,5 @@ TEMPLATE = OperatorTemplate(
     bytes_moved=bytes_moved,
     flops=flops,
     tolerance=layer_norm_tolerance,
+    tile_elements=row_tile_elements,
 )

@@ -60,6 +60,11 @@ def row_block_configs(params: Params) -> list[Config]:
     return config_grid({"BLOCK_ROWS": (1, 2, 4, 8, 16, 32, 64)}, num_warps=(1, 2, 4, 8), num_stages=(1,), keep=keep)
 
 
+def row_tile_elements(params: Params, config: Config) -> int:
+    """BLOCK_ROWS whole rows: the launch fixes BLOCK_D to the row's width."""
+    return config.constexprs["BLOCK_ROWS"] * layer_norm_block_d(int(params.get("D", 512)))
+
+
 def config_space(params: Params) -> list[Config]:
     return row_block_configs(_checked(params))
 
@@ -168,4 +173,5 @@ TEMPLATE = OperatorTemplate(
     bytes_moved=bytes_moved,
     flops=flops,
     tolerance=layer_norm_tolerance,
+    tile_elements=row_tile_elements,
 )

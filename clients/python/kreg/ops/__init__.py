@@ -390,8 +390,8 @@ def _prepare_dcn_lowrank_cross(x0: torch.Tensor, V: torch.Tensor, W: torch.Tenso
         why_not = f"shapes disagree: x0 {tuple(x0.shape)}, V {tuple(V.shape)}, W {tuple(W.shape)}, bias {tuple(bias.shape)}"
     elif str(x0.dtype) not in _FLOAT_DTYPES or any(t.dtype != x0.dtype for t in (V, W, bias)):
         why_not = f"no kernel for x0 {x0.dtype} with V {V.dtype}, W {W.dtype}, bias {bias.dtype}"
-    elif V.shape[0] == 0 or x0.shape[1] == 0 or not 1 <= V.shape[1] <= 512:
-        why_not = f"no kernel for {V.shape[0]} layers, N={x0.shape[1]}, r={V.shape[1]} (r 1-512)"
+    elif V.shape[0] == 0 or x0.shape[1] == 0 or V.shape[1] == 0:
+        why_not = f"no kernel for {V.shape[0]} layers, N={x0.shape[1]}, r={V.shape[1]}"
     else:
         why_not = _needs_grad(x0, V, W, bias)
     if why_not:

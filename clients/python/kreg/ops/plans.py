@@ -478,60 +478,52 @@ def hstu_attention_launches(
 
 # --- dcn_lowrank_cross ----------------------------------------------------------------------
 
-# The kernel holds a program's low-rank projection [BLOCK_B, BLOCK_R] whole.
-DCN_MAX_RANK = 512
-
-
-def dcn_block_r(rank: int) -> int:
-    """The kernel's BLOCK_R: the whole rank, a power of two >= 16 (tl.dot's minimum)."""
-    return max(MIN_DOT, next_power_of_2(rank))
-
 
 def dcn_lowrank_cross_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """out [B, N], and xv [B, r]: each layer's low-rank projection, in the input dtype
+    (scratch between the layer's two products; not part of the result)."""
     import torch
 
-    x0 = inputs["x0"]
-    return {"out": torch.empty(x0.shape, dtype=x0.dtype, device=x0.device)}
+    x0, V = inputs["x0"], inputs["V"]
+    return {
+        "out": torch.empty(x0.shape, dtype=x0.dtype, device=x0.device),
+        "xv": torch.empty((x0.shape[0], V.shape[1]), dtype=x0.dtype, device=x0.device),
+    }
 
 
 def dcn_lowrank_cross_launches(
     params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
 ) -> list[KernelLaunch]:
-    x0, V, W, bias, out = inputs["x0"], inputs["V"], inputs["W"], inputs["bias"], outputs["out"]
-    if any(t.stride(-1) != 1 for t in (x0, V, W, bias, out)):
+    """Per layer: project (x_l -> xv), then expand (xv -> x_{l+1} in `out`); x_0 is x0."""
+    x0, V, W, bias, out, xv = inputs["x0"], inputs["V"], inputs["W"], inputs["bias"], outputs["out"], outputs["xv"]
+    if any(t.stride(-1) != 1 for t in (x0, V, W, bias, out, xv)):
         raise ValueError("dcn_lowrank_cross needs unit stride along the last dim")
     layers, rank, width = V.shape
-    if layers < 1:
-        raise ValueError("dcn_lowrank_cross needs at least one layer")
-    if not 1 <= rank <= DCN_MAX_RANK:
-        raise ValueError(f"dcn_lowrank_cross: rank {rank} is outside 1-{DCN_MAX_RANK}")
+    if layers < 1 or rank < 1:
+        raise ValueError(f"dcn_lowrank_cross needs at least one layer and rank 1, got {layers} layers, rank {rank}")
     batch = x0.shape[0]
-    block_b = config.constexprs["BLOCK_B"]
-    return [
-        KernelLaunch(
-            entry_point="dcn_lowrank_cross_kernel",
-            args=(
-                x0,
-                V,
-                W,
-                bias,
-                out,
-                batch,
-                width,
-                rank,
-                layers,
-                x0.stride(0),
-                out.stride(0),
-                V.stride(0),
-                V.stride(1),
-                W.stride(0),
-                W.stride(1),
-                bias.stride(0),
+    block_b, block_n = config.constexprs["BLOCK_B"], config.constexprs["BLOCK_N"]
+    row_blocks = -(-batch // block_b)
+    launches = []
+    for layer in range(layers):
+        xl = x0 if layer == 0 else out
+        launches += [
+            KernelLaunch(
+                entry_point="dcn_project_kernel",
+                args=(xl, V[layer], xv, batch, width, rank, xl.stride(0), V.stride(1), xv.stride(0)),
+                grid=(row_blocks, -(-rank // block_n)),
             ),
-            grid=(-(-batch // block_b),),
-            constexprs={"BLOCK_R": dcn_block_r(rank)},
-        )
-    ]
+            KernelLaunch(
+                entry_point="dcn_expand_kernel",
+                args=(
+                    x0, xl, xv, W[layer], bias[layer], out, batch, width, rank,
+                    x0.stride(0), xl.stride(0), xv.stride(0), W.stride(1), out.stride(0),
+                ),
+                grid=(row_blocks, -(-width // block_n)),
+            ),
+        ]
+    return launches
+
 
 PLANS: dict[str, LaunchPlan] = {
     "sigrid_hash": LaunchPlan(sigrid_hash_allocate_outputs, sigrid_hash_launches),
@@ -570,7 +562,7 @@ def bucketize_sparse_features_allocate_outputs(params: Params, inputs: Mapping[s
 def bucketize_sparse_features_launches(
     params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
 ) -> list[KernelLaunch]:
-    """count (grid R), scan (grid 1), scatter (grid R), in that order on one stream."""
+    """count (grid R), scan (blocks, carry, add), scatter (grid R), in that order on one stream."""
     ids, offsets, buckets = inputs["ids"], inputs["offsets"], inputs["S"]
     blocked = params.get("block", "0") == "1"
     with_positions = params.get("positions", "0") == "1"
@@ -590,6 +582,9 @@ def bucketize_sparse_features_launches(
         block_sizes, rows_per_feature = offsets, 1  # unread: BLOCKED is off
     new_lengths, new_offsets, new_ids = outputs["new_lengths"], outputs["new_offsets"], outputs["new_ids"]
     positions = outputs["positions"] if with_positions else new_ids  # unread without POSITIONS
+    segments = buckets * rows
+    # At least one block, which writes new_offsets[0] even when there are no segments.
+    scan_blocks = max(1, -(-segments // (config.constexprs["BLOCK_L"] * config.constexprs["BLOCK_S"])))
     return [
         KernelLaunch(
             entry_point="bucketize_count_kernel",
@@ -597,11 +592,9 @@ def bucketize_sparse_features_launches(
             grid=(rows,),
             constexprs={"BLOCKED": blocked},
         ),
-        KernelLaunch(
-            entry_point="bucketize_scan_kernel",
-            args=(new_lengths, new_offsets, buckets * rows),
-            grid=(1,),
-        ),
+        KernelLaunch(entry_point="bucketize_scan_blocks_kernel", args=(new_lengths, new_offsets, segments), grid=(scan_blocks,)),
+        KernelLaunch(entry_point="bucketize_scan_carry_kernel", args=(new_offsets, segments), grid=(1,)),
+        KernelLaunch(entry_point="bucketize_scan_add_kernel", args=(new_offsets, segments), grid=(scan_blocks,)),
         KernelLaunch(
             entry_point="bucketize_scatter_kernel",
             args=(ids, offsets, block_sizes, new_offsets, new_ids, positions, rows, buckets, rows_per_feature),
