@@ -48,8 +48,12 @@ from registry.server import ServerConfig
 
 import render_kernels  # bench/ is on sys.path when this file runs as a script
 
-# Operators of OPERATORS.md that no model profile names, served for any model.
-SUITE_EXTRA = (OperatorSpec.parse("jagged_flash_attention@1{D=128,dtype=bf16}"),)
+# Operators and variants of OPERATORS.md that no model profile names, served for any model.
+SUITE_EXTRA = (
+    OperatorSpec.parse("jagged_flash_attention@1{D=128,dtype=bf16}"),
+    # The embedding-bag variant of pooling (row 6): bags gathered from a 1M-row table.
+    OperatorSpec.parse("jagged_sum@1{D=128,dtype=fp32,gather=1}"),
+)
 
 # Bound by arithmetic at their tuning shapes (held to the matrix-product ceiling); every other
 # operator moves bytes and is held to the copy bandwidth.
@@ -62,7 +66,11 @@ CALLS: dict[str, Callable[[dict[str, str], dict[str, Any]], Any]] = {
         i["offsets"], i["ids"], i["S"], block_sizes=i.get("block_sizes"), positions=p.get("positions") == "1"
     ),
     "batched_dense_bucketize": lambda p, i: _ops().batched_dense_bucketize(i["x"], i["border_values"], i["border_offsets"]),
-    "jagged_sum": lambda p, i: _ops().jagged_sum(i["values"], i["offsets"], mean=p.get("mean") == "1"),
+    "jagged_sum": lambda p, i: (
+        _ops().embedding_bag(i["values"], i["indices"], i["offsets"], mean=p.get("mean") == "1", weights=i.get("weights"))
+        if p.get("gather") == "1"
+        else _ops().jagged_sum(i["values"], i["offsets"], mean=p.get("mean") == "1", weights=i.get("weights"))
+    ),
     "jagged_softmax": lambda p, i: _ops().jagged_softmax(i["values"], i["offsets"], max_len=i["max_L"]),
     "dlrm_dot_interaction": lambda p, i: _ops().dlrm_dot_interaction(i["dense"], i["sparse"]),
     "dcn_lowrank_cross": lambda p, i: _ops().dcn_lowrank_cross(i["x0"], i["V"], i["W"], i["bias"]),

@@ -163,6 +163,33 @@ def test_jagged_sum_matches_loop(
     assert_close(out, loop_jagged_sum(values, offsets, mean), dtype)
 
 
+@pytest.mark.parametrize("index", [torch.int32, torch.int64])
+@pytest.mark.parametrize("mode", ["sum", "mean", "weighted"])
+def test_embedding_bag_is_torchs_embedding_bag(mode: str, index: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(3)
+    table = torch.randn(50, 6, generator=gen, dtype=torch.float64)
+    offsets = torch.tensor([0, 3, 3, 10, 11], dtype=index)
+    indices = torch.randint(0, 50, (11,), generator=gen, dtype=index)
+    weights = torch.rand(11, generator=gen, dtype=torch.float64) if mode == "weighted" else None
+    out = ref.embedding_bag(table, indices, offsets, mean=mode == "mean", weights=weights)
+    expected = torch.nn.functional.embedding_bag(
+        indices, table, offsets, mode="mean" if mode == "mean" else "sum", per_sample_weights=weights, include_last_offset=True
+    )
+    torch.testing.assert_close(out, expected)
+
+
+def test_weighted_jagged_sum_scales_each_item_and_refuses_a_weighted_mean() -> None:
+    values = torch.arange(12.0).reshape(4, 3)
+    offsets = torch.tensor([0, 1, 4])
+    weights = torch.tensor([2.0, 0.5, 0.0, -1.0])
+    out = ref.jagged_sum(values, offsets, weights=weights)
+    assert torch.equal(out, torch.stack([2 * values[0], 0.5 * values[1] - values[3]]))
+    with pytest.raises(ValueError, match="weighted mean"):
+        ref.jagged_sum(values, offsets, mean=True, weights=weights)
+    with pytest.raises(ValueError, match="weights must be"):
+        ref.jagged_sum(values, offsets, weights=weights[:3])
+
+
 def test_jagged_sum_empty_rows_are_zero_not_nan() -> None:
     values, offsets = jagged([0, 2, 0], 3, torch.float32, torch.int64)
     out = ref.jagged_sum(values, offsets, mean=True)

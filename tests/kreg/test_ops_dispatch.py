@@ -116,6 +116,8 @@ def test_ops_name_their_keys_as_the_templates_and_profiles_do() -> None:
         str(kreg.ops.explain("jagged_softmax", values.bfloat16(), offsets, max_len=5).operator),
         str(kreg.ops.explain("dlrm_dot_interaction", torch.randn(2, 128).bfloat16(), torch.randn(2, 26, 128).bfloat16()).operator),
         str(kreg.ops.explain("sigrid_hash", torch.tensor([1, 2], dtype=torch.int32), salt=0, modulus=3).operator),
+        str(kreg.ops.explain("jagged_sum", values, offsets, weights=torch.ones(5)).operator),
+        str(kreg.ops.explain("embedding_bag", values, torch.tensor([0, 4, 1]), torch.tensor([0, 1, 3]), mean=True).operator),
     }
     assert named == {
         "jagged_sum@1{D=128,dtype=fp32}",
@@ -123,6 +125,8 @@ def test_ops_name_their_keys_as_the_templates_and_profiles_do() -> None:
         "jagged_softmax@1{D=128,dtype=bf16}",
         "dlrm_dot_interaction@1{D=128,F=26,dtype=bf16}",
         "sigrid_hash@1{dtype=int64}",
+        "jagged_sum@1{D=128,dtype=fp32,weighted=1}",
+        "jagged_sum@1{D=128,dtype=fp32,gather=1,mean=1}",
     }
     ln_x, ln_w = torch.randn(2, 512).bfloat16(), torch.randn(512).bfloat16()
     layer_norms = {
@@ -321,12 +325,14 @@ def _binary_jagged_sum(mean: bool = False) -> LoadedOp:
         params=(
             LaunchParam("values_ptr", "*fp32"),
             LaunchParam("offsets_ptr", "*i64"),
+            LaunchParam("weights_ptr", "*i64"),
+            LaunchParam("indices_ptr", "*i64"),
             LaunchParam("out_ptr", "*fp32"),
             LaunchParam("D", "i32"),
             LaunchParam("stride_values", "i32"),
             LaunchParam("stride_out", "i32"),
         ),
-        constexprs=(("BLOCK_D", "32"), ("BLOCK_L", "16"), ("MEAN", repr(mean))),
+        constexprs=(("BLOCK_D", "32"), ("BLOCK_L", "16"), ("GATHER", "False"), ("MEAN", repr(mean)), ("WEIGHTED", "False")),
         num_warps=2,
         num_stages=1,
     )
@@ -334,9 +340,10 @@ def _binary_jagged_sum(mean: bool = False) -> LoadedOp:
     key = KernelKey("nvidia", "sm_90", MODEL, SERVED)
     artifact = Artifact(key, (meta,), Target("cuda", "sm_90", 32), Toolchain("3.9.0", "cuda"), EvidenceTier.TUNED)
     config = config_of(artifact)
-    assert dict(config.constexprs) == {"BLOCK_D": 32, "BLOCK_L": 16, "MEAN": mean}
+    baked = {"BLOCK_D": 32, "BLOCK_L": 16, "GATHER": False, "MEAN": mean, "WEIGHTED": False}
+    assert dict(config.constexprs) == baked
     assert (config.num_warps, config.num_stages) == (2, 1)
-    kernel = LoadedKernel(meta, {"BLOCK_D": 32, "BLOCK_L": 16, "MEAN": mean}, compiled=object())
+    kernel = LoadedKernel(meta, baked, compiled=object())
     return LoadedOp(artifact, PLANS["jagged_sum"], config, "binary", {"jagged_sum_kernel": kernel}, fetch=lambda d: b"")
 
 

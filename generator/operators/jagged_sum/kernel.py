@@ -1,4 +1,6 @@
-"""jagged_sum: out[b] = sum(values[offsets[b]:offsets[b+1]]) (or the mean), fp32 accumulation.
+"""jagged_sum: out[b] = sum(values[offsets[b]:offsets[b+1]]) (or the mean), fp32 accumulation;
+optionally each item times its weight, and optionally the items gathered from a table first
+(the embedding-bag variant: item i is table row indices[i]).
 
 This file is the kernel's source blob: only triton imports, compiled on other hosts.
 """
@@ -11,11 +13,15 @@ import triton.language as tl
 def jagged_sum_kernel(
     values_ptr,
     offsets_ptr,
+    weights_ptr,
+    indices_ptr,
     out_ptr,
     D,
     stride_values,
     stride_out,
     MEAN: tl.constexpr,
+    WEIGHTED: tl.constexpr,
+    GATHER: tl.constexpr,
     BLOCK_L: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
@@ -23,7 +29,9 @@ def jagged_sum_kernel(
 
     The program walks its row BLOCK_L items at a time into a [BLOCK_L, BLOCK_D] fp32
     accumulator and reduces over L once at the end: a cross-thread reduction per tile would
-    cost more than the extra registers. An empty row skips the loop and stores 0.
+    cost more than the extra registers. An empty row skips the loop and stores 0. With
+    GATHER, values is the table and an item's row is read from indices; with WEIGHTED, each
+    item is scaled by weights[item] (weights_ptr / indices_ptr are unread otherwise).
     """
     row = tl.program_id(0)
     col_block = tl.program_id(1)
@@ -35,9 +43,16 @@ def jagged_sum_kernel(
     acc = tl.zeros([BLOCK_L, BLOCK_D], dtype=tl.float32)
     for first in range(start, end, BLOCK_L):
         items = first + tl.arange(0, BLOCK_L)
-        mask = (items < end)[:, None] & col_mask[None, :]
-        tile = tl.load(values_ptr + items[:, None] * stride_values + cols[None, :], mask=mask, other=0.0)
-        acc += tile.to(tl.float32)
+        item_mask = items < end
+        if GATHER:
+            sources = tl.load(indices_ptr + items, mask=item_mask, other=0).to(tl.int64)
+        else:
+            sources = items
+        mask = item_mask[:, None] & col_mask[None, :]
+        tile = tl.load(values_ptr + sources[:, None] * stride_values + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        if WEIGHTED:
+            tile = tile * tl.load(weights_ptr + items, mask=item_mask, other=0.0).to(tl.float32)[:, None]
+        acc += tile
     total = tl.sum(acc, axis=0)
     if MEAN:
         total = total / tl.maximum(end - start, 1).to(tl.float32)

@@ -47,6 +47,7 @@ __all__ = [
     "configure",
     "dcn_lowrank_cross",
     "dlrm_dot_interaction",
+    "embedding_bag",
     "explain",
     "jagged_softmax",
     "jagged_sum",
@@ -201,27 +202,81 @@ def _jagged_params(values: torch.Tensor, offsets: torch.Tensor) -> dict[str, str
     return params
 
 
-def _prepare_jagged_sum(values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False) -> OpCall:
-    def reference() -> torch.Tensor:
-        return _reference().jagged_sum(values, offsets, mean=mean)
+def _weights_why_not(weights: Any, values: Any, items: int, mean: bool) -> str:
+    if weights is None:
+        return ""
+    if mean:
+        return "weights are for sums: a weighted mean is not defined"
+    if not hasattr(weights, "dim") or weights.dim() != 1 or weights.shape[0] != items or weights.dtype != values.dtype:
+        return f"weights must be a [{items}] tensor of {values.dtype}"
+    return _needs_grad(weights)
 
-    why_not = _jagged_why_not(values, offsets)
+
+def _prepare_jagged_sum(
+    values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False, weights: torch.Tensor | None = None
+) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().jagged_sum(values, offsets, mean=mean, weights=weights)
+
+    why_not = _jagged_why_not(values, offsets) or _weights_why_not(weights, values, values.shape[0], mean)
     if why_not:
         return _call("jagged_sum", None, {}, reference, why_not)
-    params = _jagged_params(values, offsets)
+    return _pooling_call("jagged_sum", {"values": _unit_stride(values), "offsets": offsets.contiguous()}, mean, weights, reference)
+
+
+def _pooling_call(
+    name: str, inputs: dict[str, Any], mean: bool, weights: torch.Tensor | None, reference: Callable[[], Any], gather: bool = False
+) -> OpCall:
+    """The jagged_sum@1 key and inputs of a pooling call (plain, weighted or embedding bag)."""
+    params = _jagged_params(inputs["values"], inputs["offsets"])
     if mean:
         params["mean"] = "1"
-    inputs = {"values": _unit_stride(values), "offsets": offsets.contiguous()}
-    return _call("jagged_sum", OperatorSpec("jagged_sum", 1, params), inputs, reference)
+    if weights is not None:
+        params["weighted"] = "1"
+        inputs["weights"] = weights.contiguous()
+    if gather:
+        params["gather"] = "1"
+    return _call(name, OperatorSpec("jagged_sum", 1, params), inputs, reference)
 
 
-def jagged_sum(values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False) -> torch.Tensor:
+def jagged_sum(
+    values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """out[b] = sum of values[offsets[b]:offsets[b+1]] ([B, D]); the mean when `mean`, 0 for
-    an empty row. As kreg.ops.reference.jagged_sum, on the served kernel when there is one."""
+    an empty row; with `weights` [L], each item times its weight. As
+    kreg.ops.reference.jagged_sum, on the served kernel when there is one."""
     current = _PROVIDER
     if current is None:
-        return _reference().jagged_sum(values, offsets, mean=mean)
-    return current.run(_prepare_jagged_sum(values, offsets, mean=mean))
+        return _reference().jagged_sum(values, offsets, mean=mean, weights=weights)
+    return current.run(_prepare_jagged_sum(values, offsets, mean=mean, weights=weights))
+
+
+def _prepare_embedding_bag(
+    table: torch.Tensor, indices: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False, weights: torch.Tensor | None = None
+) -> OpCall:
+    def reference() -> torch.Tensor:
+        return _reference().embedding_bag(table, indices, offsets, mean=mean, weights=weights)
+
+    why_not = _jagged_why_not(table, offsets)
+    if not why_not and (not hasattr(indices, "dim") or indices.dim() != 1 or indices.dtype != offsets.dtype):
+        why_not = "indices must be a 1-d tensor of the offsets' dtype"
+    why_not = why_not or _weights_why_not(weights, table, indices.shape[0], mean)
+    if why_not:
+        return _call("embedding_bag", None, {}, reference, why_not)
+    inputs = {"values": _unit_stride(table), "offsets": offsets.contiguous(), "indices": indices.contiguous()}
+    return _pooling_call("embedding_bag", inputs, mean, weights, reference, gather=True)
+
+
+def embedding_bag(
+    table: torch.Tensor, indices: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """F.embedding_bag over offsets [B+1]: bag b pools table rows indices[offsets[b]:offsets[b+1]]
+    (sum, or the mean; `weights` [L] scale a sum), on the served jagged_sum@1{gather=1} kernel
+    when there is one. Indices must lie in the table: the kernel does not check them."""
+    current = _PROVIDER
+    if current is None:
+        return _reference().embedding_bag(table, indices, offsets, mean=mean, weights=weights)
+    return current.run(_prepare_embedding_bag(table, indices, offsets, mean=mean, weights=weights))
 
 
 def _prepare_jagged_softmax(values: torch.Tensor, offsets: torch.Tensor, *, max_len: int) -> OpCall:
@@ -413,6 +468,7 @@ def dcn_lowrank_cross(x0: torch.Tensor, V: torch.Tensor, W: torch.Tensor, bias: 
 
 _PREPARE: dict[str, Callable[..., OpCall]] = {
     "jagged_sum": _prepare_jagged_sum,
+    "embedding_bag": _prepare_embedding_bag,
     "jagged_softmax": _prepare_jagged_softmax,
     "dlrm_dot_interaction": _prepare_dlrm_dot_interaction,
     "sigrid_hash": _prepare_sigrid_hash,

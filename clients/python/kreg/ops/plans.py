@@ -99,19 +99,26 @@ def jagged_sum_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> di
 def jagged_sum_launches(
     params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
 ) -> list[KernelLaunch]:
+    """One launch; `values` is the table when `gather=1` (item i is its row indices[i]),
+    `weights` [L] scale the items when `weighted=1`."""
     values, offsets, out = inputs["values"], inputs["offsets"], outputs["out"]
     if values.stride(1) != 1 or out.stride(1) != 1:
         raise ValueError("jagged_sum needs unit stride along D")
     if offsets.stride(0) != 1:
         raise ValueError("jagged_sum needs contiguous offsets")
+    weighted, gather = params.get("weighted", "0") == "1", params.get("gather", "0") == "1"
+    weights = inputs["weights"] if weighted else offsets  # unread without WEIGHTED
+    indices = inputs["indices"] if gather else offsets  # unread without GATHER
+    if any(t.numel() > 1 and t.stride(0) != 1 for t in (weights, indices)):
+        raise ValueError("jagged_sum needs contiguous weights and indices")
     rows, width = offsets.numel() - 1, values.shape[1]
     block_d = config.constexprs["BLOCK_D"]
     return [
         KernelLaunch(
             entry_point="jagged_sum_kernel",
-            args=(values, offsets, out, width, values.stride(0), out.stride(0)),
+            args=(values, offsets, weights, indices, out, width, values.stride(0), out.stride(0)),
             grid=(rows, -(-width // block_d)),
-            constexprs={"MEAN": params.get("mean", "0") == "1"},
+            constexprs={"MEAN": params.get("mean", "0") == "1", "WEIGHTED": weighted, "GATHER": gather},
         )
     ]
 

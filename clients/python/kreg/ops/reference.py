@@ -19,6 +19,7 @@ __all__ = [
     "dcn_lowrank_cross",
     "dense_to_jagged",
     "dlrm_dot_interaction",
+    "embedding_bag",
     "hstu_attention",
     "jagged_flash_attention",
     "jagged_softmax",
@@ -54,21 +55,50 @@ def _row_ids(offsets: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Ten
     return torch.repeat_interleave(rows, lengths, output_size=total), lengths
 
 
-def jagged_sum(values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False) -> torch.Tensor:
-    """out[b] = sum(values[offsets[b]:offsets[b+1]]), [B, D]; the mean when `mean`.
+def jagged_sum(
+    values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """out[b] = sum(values[offsets[b]:offsets[b+1]]), [B, D]; the mean when `mean`; with
+    `weights` [L] (the values' dtype), each item times its weight first (TorchRec's
+    per-feature weights; weights and the mean exclude each other, as in F.embedding_bag).
 
     An empty row gives 0, also for the mean (fbgemm's segment_sum_csr and TorchRec's pooling
     produce 0 there, never NaN).
     """
     _check_jagged(values, offsets)
+    if weights is not None:
+        if mean:
+            raise ValueError("weights are for sums: a weighted mean is not defined (F.embedding_bag refuses it too)")
+        if weights.shape != values.shape[:1] or weights.dtype != values.dtype:
+            raise ValueError(f"weights must be [{values.shape[0]}] {values.dtype}, got {tuple(weights.shape)} {weights.dtype}")
     acc = _accumulator(values.dtype)
     total, width = values.shape
     rows, lengths = _row_ids(offsets, total)
+    items = values.to(acc) if weights is None else values.to(acc) * weights.to(acc)[:, None]
     out = torch.zeros(lengths.numel(), width, dtype=acc, device=values.device)
-    out.index_add_(0, rows, values.to(acc))
+    out.index_add_(0, rows, items)
     if mean:
         out /= lengths.clamp(min=1).to(acc)[:, None]
     return out.to(values.dtype)
+
+
+def embedding_bag(
+    table: torch.Tensor,
+    indices: torch.Tensor,
+    offsets: torch.Tensor,
+    *,
+    mean: bool = False,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """F.embedding_bag with offsets [B+1] (include_last_offset): bag b pools the table rows
+    indices[offsets[b]:offsets[b+1]], i.e. jagged_sum of table[indices]. indices and offsets
+    share one dtype (int32 or int64), as F.embedding_bag requires; an index outside the
+    table raises (IndexError)."""
+    if table.dim() != 2 or indices.dim() != 1:
+        raise ValueError(f"want table [V, D] and indices [L], got {tuple(table.shape)}, {tuple(indices.shape)}")
+    if indices.dtype != offsets.dtype:
+        raise TypeError(f"indices ({indices.dtype}) and offsets ({offsets.dtype}) must share one dtype")
+    return jagged_sum(table[indices.long()], offsets, mean=mean, weights=weights)
 
 
 def jagged_softmax(values: torch.Tensor, offsets: torch.Tensor, *, max_len: int) -> torch.Tensor:
