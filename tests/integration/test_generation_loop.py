@@ -69,15 +69,17 @@ def test_miss_job_publish_hit_load(server, evaluators: Evaluators, tmp_path, key
             assert compiled.name == kernel.entry_point
 
 
-def test_demo_ends_with_interpreted_kernels_for_the_model(tmp_path) -> None:
-    """README's main command, on one target to keep CI short."""
+@pytest.mark.parametrize("model", ["dlrm-v2", "hstu-ranker"])
+def test_demo_ends_with_interpreted_kernels_for_the_model(tmp_path, model: str) -> None:
+    """README's main command (and its --model), on one target to keep CI short."""
     done = subprocess.run(
-        [sys.executable, "-m", "kreg.cli", "demo", "--target", "nvidia/sm_90", "--data", str(tmp_path / "d")],
+        [sys.executable, "-m", "kreg.cli", "demo", "--model", model, "--target", "nvidia/sm_90", "--data", str(tmp_path / "d")],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split() for line in done.stdout.splitlines() if "sm_90" in line]
-    assert len(rows) == len(profile("dlrm-v2")) and all(r[2:4] == ["binary", "INTERPRETED"] for r in rows), done.stdout
+    assert [r[0] for r in rows] == [str(op) for op in profile(model)], done.stdout
+    assert all(r[2:4] == ["binary", "INTERPRETED"] for r in rows), done.stdout
     assert "misses queued" in done.stderr and "succeeded" in done.stderr
