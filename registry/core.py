@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import AsyncIterator, Callable, Sequence, TypeVar
 
 from kreg.errors import FailedPrecondition, InvalidArgument
-from kreg.keys import ANY_MODEL, KernelKey, OperatorSpec
+from kreg.keys import KernelKey, OperatorSpec
 from kreg.profiles import tuning_shapes as profile_tuning_shapes
 from kreg.model import (
     Artifact,
@@ -35,10 +35,12 @@ from kreg.model import (
 from kreg.resolve import resolve
 from registry import metrics
 from registry.notify import Notifier, wait_for
-from registry.store import JobCompletion, Store
+from registry.store import JobCompletion, KeyState, Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Resolutions kept between writes (a bound: past it, the rest are resolved per request).
+_RESOLVED_KEPT = 65536
 
 BLOB_CHUNK_BYTES = 1 << 20
 
@@ -67,6 +69,8 @@ class Registry:
         self._notifier = Notifier()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmdb-writer")
         self._draining = False
+        self._resolved: dict[tuple[KernelKey, Toolchain | None, bool], tuple[KeyState, Resolution]] = {}
+        self._resolved_generation = -1
 
     async def _write(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         loop = asyncio.get_running_loop()
@@ -83,15 +87,29 @@ class Registry:
 
     # ------------------------------------------------------------ resolution
 
-    def _variants(self, key: KernelKey) -> list[Artifact]:
-        variants = self._store.variants(key)
-        if key.model != ANY_MODEL:
-            variants += self._store.variants(key.with_model(ANY_MODEL))
-        return variants
-
     async def get_kernel(self, key: KernelKey, runtime: Runtime, *, queue: bool = True) -> Resolution:
-        variants = self._variants(key)
-        job = self._store.latest_job(key)
+        (state,) = self._store.lookup([key])
+        return await self._resolve(key, state, runtime, queue)
+
+    async def _resolve(self, key: KernelKey, state: KeyState, runtime: Runtime, queue: bool) -> Resolution:
+        """The resolution of `key` for `runtime`, queueing a job on a first miss. Resolutions
+        that queued nothing are kept until the store's next write: a fleet of serving hosts
+        asks the same (key, toolchain) questions, and resolving explains every variant."""
+        generation = self._store.generation
+        if self._resolved_generation != generation:
+            self._resolved.clear()
+            self._resolved_generation = generation
+        cached = self._resolved.get((key, runtime.toolchain, queue))
+        if cached is not None and cached[0] is state:
+            metrics.RESOLVED[cached[1].kind].inc()
+            return cached[1]
+        resolution = await self._resolve_fresh(key, state, runtime, queue)
+        if self._store.generation == generation and len(self._resolved) < _RESOLVED_KEPT:
+            self._resolved[(key, runtime.toolchain, queue)] = (state, resolution)
+        return resolution
+
+    async def _resolve_fresh(self, key: KernelKey, state: KeyState, runtime: Runtime, queue: bool) -> Resolution:
+        variants, job = state.variants, state.job
         failed = ""
         if job is not None and job.state is JobState.FAILED:
             failed = job.last_error or "no reason recorded"
@@ -100,13 +118,14 @@ class Registry:
         # retried on purpose (RequestGeneration), never in a loop driven by cache misses.
         if resolution.kind is ResolutionKind.REFERENCE and not variants and queue and job is None:
             shapes = profile_tuning_shapes(key.model, key.operator)
-            queued, _ = await self._write(self._store.enqueue, key, tuning_shapes=shapes, now=time.time())
-            self._notifier.notify_jobs()
-            metrics.JOBS_QUEUED.inc()
+            queued, created = await self._write(self._store.enqueue, key, tuning_shapes=shapes, now=time.time())
+            if created:  # not when a manifest names the same operator twice
+                self._notifier.notify_jobs()
+                metrics.JOBS_QUEUED.inc()
             resolution = _with_job(resolution, queued, f"{resolution.reason}; generation job {queued.job_id} queued")
         elif job is not None and not job.state.terminal:
             resolution = _with_job(resolution, job, resolution.reason)
-        metrics.RESOLUTIONS.labels(resolution.kind.name.lower()).inc()
+        metrics.RESOLVED[resolution.kind].inc()
         return resolution
 
     async def get_manifest(
@@ -118,7 +137,7 @@ class Registry:
             keys = [KernelKey(platform, arch, model, op) for op in operators]
         except ValueError as e:
             raise InvalidArgument(str(e)) from None
-        return [await self.get_kernel(k, runtime, queue=queue) for k in keys]
+        return [await self._resolve(k, state, runtime, queue) for k, state in zip(keys, self._store.lookup(keys))]
 
     async def watch_kernel(self, key: KernelKey, runtime: Runtime) -> AsyncIterator[WatchUpdate]:
         """Yield the key's state now and after every change, until a kernel is served or

@@ -5,9 +5,11 @@ Errors are raised as kreg.errors.* and mapped to status codes by registry.interc
 
 from __future__ import annotations
 
+import time
 from typing import AsyncIterator
 
 import grpc
+from google.protobuf import timestamp_pb2
 
 from kreg import convert as cv
 from kreg.errors import InvalidArgument, Unavailable
@@ -15,6 +17,7 @@ from kreg.model import JobState
 from kreg.v1 import registry_pb2 as pb
 from kreg.v1 import registry_pb2_grpc as pb_grpc
 from registry.core import Registry
+from registry.proto_cache import resolution_to_proto, stored_artifact_to_proto
 
 MAX_PAGE_SIZE = 1000
 MAX_ID_LENGTH = 128
@@ -54,16 +57,17 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
         resolution = await self._registry.get_kernel(
             cv.key_from_proto(request.key), cv.runtime_from_proto(request.runtime), queue=not request.no_queue
         )
-        return pb.GetKernelResponse(resolution=cv.resolution_to_proto(resolution))
+        return pb.GetKernelResponse(resolution=resolution_to_proto(resolution))
 
     async def GetManifest(self, request: pb.GetManifestRequest, context: grpc.aio.ServicerContext) -> pb.GetManifestResponse:
         operators = [cv.operator_from_proto(op, f"operators[{i}]") for i, op in enumerate(request.operators)]
         resolutions = await self._registry.get_manifest(
             request.platform, request.arch, request.model, cv.runtime_from_proto(request.runtime), operators, queue=not request.no_queue
         )
-        response = pb.GetManifestResponse(resolutions=[cv.resolution_to_proto(r) for r in resolutions])
-        response.generated_at.GetCurrentTime()
-        return response
+        now = time.time_ns()
+        # Not Timestamp.GetCurrentTime(): it goes through datetime, a tenth of a cached manifest.
+        generated_at = timestamp_pb2.Timestamp(seconds=now // 10**9, nanos=now % 10**9)
+        return pb.GetManifestResponse(resolutions=[resolution_to_proto(r) for r in resolutions], generated_at=generated_at)
 
     async def FetchBlob(self, request: pb.FetchBlobRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.FetchBlobResponse]:
         digest = cv.digest_from_proto(pb.Digest(sha256=request.sha256), "sha256")
@@ -76,7 +80,7 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
         updates = self._registry.watch_kernel(cv.key_from_proto(request.key), cv.runtime_from_proto(request.runtime))
         async for update in updates:
             yield pb.WatchKernelResponse(
-                resolution=cv.resolution_to_proto(update.resolution),
+                resolution=resolution_to_proto(update.resolution),
                 job=None if update.job is None else cv.job_to_proto(update.job),
             )
 
@@ -84,7 +88,7 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
         artifacts, token = self._registry.list_kernels(
             request.platform, request.arch, request.model, request.operator_name, _page_size(request.page_size), request.page_token
         )
-        return pb.ListKernelsResponse(artifacts=[cv.artifact_to_proto(a) for a in artifacts], next_page_token=token)
+        return pb.ListKernelsResponse(artifacts=[stored_artifact_to_proto(a) for a in artifacts], next_page_token=token)
 
     async def DescribeKernel(self, request: pb.DescribeKernelRequest, context: grpc.aio.ServicerContext) -> pb.DescribeKernelResponse:
         which = request.WhichOneof("target")
@@ -94,7 +98,7 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
             artifacts = [self._registry.describe_artifact(_id(request.artifact_id, "artifact_id"))]
         else:
             raise InvalidArgument("target: give a key or an artifact_id")
-        return pb.DescribeKernelResponse(artifacts=[cv.artifact_to_proto(a) for a in artifacts])
+        return pb.DescribeKernelResponse(artifacts=[stored_artifact_to_proto(a) for a in artifacts])
 
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.GetJobResponse:
         job, candidates = self._registry.get_job(_id(request.job_id, "job_id"))

@@ -5,6 +5,6 @@
 """
 
 from registry.store.env import SchemaVersionError
-from registry.store.store import JobCompletion, Store, StoreStats
+from registry.store.store import JobCompletion, KeyState, Store, StoreStats
 
-__all__ = ["JobCompletion", "SchemaVersionError", "Store", "StoreStats"]
+__all__ = ["JobCompletion", "KeyState", "SchemaVersionError", "Store", "StoreStats"]

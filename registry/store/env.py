@@ -29,6 +29,17 @@ _MAX_DBS = 16
 _open_paths: set[tuple[int, str]] = set()
 _open_paths_lock = threading.Lock()
 
+# How many forks led to this process; an environment remembers the count it was opened at.
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
 
 class SchemaVersionError(RuntimeError):
     """The store was written by newer code whose layout this code does not know."""
@@ -137,6 +148,9 @@ class StoreEnv:
     def __init__(self, path: Path, *, map_size: int, sync: bool) -> None:
         self.path = Path(path)
         self._pid = os.getpid()
+        self._forks = _forks
+        # Committed write transactions so far: what a cache of reads checks it is current by.
+        self.generation = 0
         self._id = (self._pid, os.path.realpath(self.path))
         with _open_paths_lock:
             if self._id in _open_paths:
@@ -189,6 +203,7 @@ class StoreEnv:
                         try:
                             result = fn(Txn(txn, self.dbs))
                             txn.commit()
+                            self.generation += 1
                             return result
                         except BaseException:
                             txn.abort()
@@ -225,7 +240,9 @@ class StoreEnv:
             self._env.set_mapsize(0)
 
     def _check_pid(self) -> None:
-        if os.getpid() != self._pid:
+        # A counter the fork hook bumps, not os.getpid(): this runs twice per read, and a
+        # system call per check was 5% of a GetManifest.
+        if _forks != self._forks:
             raise RuntimeError(
                 f"store {self.path} was opened in process {self._pid}; LMDB environments must not be "
                 f"used across fork: open the store again in process {os.getpid()}"

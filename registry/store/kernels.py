@@ -7,6 +7,8 @@ that returns what was stored first (a retracted artifact stays retracted).
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -20,6 +22,29 @@ from registry.store.env import Txn
 from registry.store.paging import clamp_page_size, scan_start, take_page
 
 _ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
+
+# Decoded artifacts by their stored bytes. The same bytes always decode to the same frozen
+# artifact, so the read path skips the JSON decode (most of a GetManifest's cost) and can
+# never see a stale one: a rewritten record (a retraction) has other bytes. Bounded (LRU);
+# locked because reads run on the event loop while the writer thread publishes.
+_DECODED: OrderedDict[bytes, Artifact] = OrderedDict()
+_DECODED_KEPT = 4096
+_decoded_lock = threading.Lock()
+
+
+def _decode(raw: bytes | memoryview) -> Artifact:
+    data = bytes(raw)
+    with _decoded_lock:
+        hit = _DECODED.get(data)
+        if hit is not None:
+            _DECODED.move_to_end(data)
+            return hit
+    artifact = serde.loads(Artifact, data)
+    with _decoded_lock:
+        _DECODED[data] = artifact
+        while len(_DECODED) > _DECODED_KEPT:
+            _DECODED.popitem(last=False)
+    return artifact
 
 
 def add_artifact(txn: Txn, artifact: Artifact, now: float) -> Artifact:
@@ -88,7 +113,7 @@ def list_artifacts(
 
     def matches() -> Iterator[tuple[str, Artifact]]:
         for raw_id, raw in txn.scan(txn.dbs.artifacts, start=scan_start(page_token)):
-            artifact = serde.loads(Artifact, raw)
+            artifact = _decode(raw)
             key = artifact.key
             if (
                 platform in ("", key.platform)
@@ -109,7 +134,7 @@ def _load(txn: Txn, artifact_id: str) -> Artifact | None:
     if not _ARTIFACT_ID.fullmatch(artifact_id):
         return None
     raw = txn.get(txn.dbs.artifacts, artifact_id.encode())
-    return None if raw is None else serde.loads(Artifact, raw)
+    return None if raw is None else _decode(raw)
 
 
 def _save(txn: Txn, artifact: Artifact) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Self
 
 from kreg.errors import InvalidArgument
-from kreg.keys import KernelKey
+from kreg.keys import ANY_MODEL, KernelKey
 from kreg.model import (
     Artifact,
     BlobData,
@@ -42,6 +42,19 @@ class JobCompletion:
 
 
 @dataclass(frozen=True)
+class KeyState:
+    """What the read path resolves a key from."""
+
+    variants: tuple[Artifact, ...]
+    job: Job | None
+
+
+# Keys whose lookup is kept between writes; past this many, lookups go to LMDB until the next
+# write clears the cache (a bound, not an eviction policy: a serving fleet asks for far fewer).
+_LOOKUPS_KEPT = 65536
+
+
+@dataclass(frozen=True)
 class StoreStats:
     map_size_bytes: int
     used_bytes: int
@@ -57,6 +70,8 @@ class Store:
         self._env = env
         self._max_blob_bytes = max_blob_bytes
         self._max_attempts = max_attempts
+        self._lookups: dict[KernelKey, KeyState] = {}
+        self._lookups_generation = -1
 
     @classmethod
     def open(
@@ -154,6 +169,41 @@ class Store:
 
     def variants(self, key: KernelKey) -> list[Artifact]:
         return self._env.read(lambda txn: kernels.variants(txn, key))
+
+    @property
+    def generation(self) -> int:
+        """Write transactions committed so far: a cache of reads is current while it stands still."""
+        return self._env.generation
+
+    def lookup(self, keys: Sequence[KernelKey]) -> list[KeyState]:
+        """What resolving each key needs: its variants followed by those published for any
+        model ('*'), and its latest job (without a toolchain requirement). Keys read since
+        the last write come from memory (serving hosts ask for the same keys all day, and
+        this process makes every write); the rest in one read transaction."""
+        generation = self._env.generation
+        if self._lookups_generation != generation:
+            self._lookups.clear()
+            self._lookups_generation = generation
+        missing = [key for key in keys if key not in self._lookups]
+
+        def read(txn: Txn) -> dict[KernelKey, KeyState]:
+            found = {}
+            for key in missing:
+                variants = kernels.variants(txn, key)
+                if key.model != ANY_MODEL:
+                    variants += kernels.variants(txn, key.with_model(ANY_MODEL))
+                found[key] = KeyState(tuple(variants), jobs.latest_job(txn, key))
+            return found
+
+        if missing:
+            found = self._env.read(read)
+            # Only a read that no write overtook is current: a publish may have committed
+            # between the generation check and this read transaction.
+            if self._env.generation == generation and len(self._lookups) < _LOOKUPS_KEPT:
+                self._lookups.update(found)
+        else:
+            found = {}
+        return [found[key] if key in found else self._lookups[key] for key in keys]
 
     def get_artifact(self, artifact_id: str) -> Artifact:
         return self._env.read(lambda txn: kernels.get_artifact(txn, artifact_id))

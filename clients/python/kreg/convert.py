@@ -6,6 +6,8 @@ EvidenceTier.TUNED), so the mapping is by name and a new value cannot be forgott
 from __future__ import annotations
 
 import enum
+import functools
+from collections.abc import Callable
 from typing import TypeVar
 
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -100,9 +102,16 @@ def operator_to_proto(op: OperatorSpec) -> pb.OperatorSpec:
 
 def operator_from_proto(msg: pb.OperatorSpec, field: str = "operator") -> OperatorSpec:
     try:
-        return OperatorSpec(msg.name, msg.version, dict(msg.params))
+        return _operator(msg.name, msg.version, tuple(sorted(msg.params.items())))
     except ValueError as e:
         raise InvalidArgument(f"{field}: {e}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _operator(name: str, version: int, params: tuple[tuple[str, str], ...]) -> OperatorSpec:
+    """Validated once per distinct spec: a manifest names the same few specs all day, and
+    validating each was a twentieth of a manifest (OperatorSpec is immutable, so sharing is safe)."""
+    return OperatorSpec(name, version, dict(params))
 
 
 def key_to_proto(key: KernelKey) -> pb.KernelKey:
@@ -337,11 +346,12 @@ def blob_to_proto(b: BlobData) -> pb.Blob:
 # --------------------------------------------------------------- resolution
 
 
-def resolution_to_proto(r: Resolution) -> pb.Resolution:
+def resolution_to_proto(r: Resolution, artifact_proto: Callable[[Artifact], pb.Artifact] = artifact_to_proto) -> pb.Resolution:
+    """`artifact_proto` converts the artifact (the registry passes its cache of them)."""
     return pb.Resolution(
         key=key_to_proto(r.key),
         kind=enum_to_proto(r.kind),
-        artifact=None if r.artifact is None else artifact_to_proto(r.artifact),
+        artifact=None if r.artifact is None else artifact_proto(r.artifact),
         reason=r.reason,
         decisions=[pb.VariantDecision(artifact_id=d.artifact_id, accepted=d.accepted, reason=d.reason) for d in r.decisions],
         job_id=r.job_id,

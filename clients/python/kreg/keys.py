@@ -9,6 +9,7 @@ key's id (the LMDB key).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -126,11 +127,16 @@ class KernelKey:
             self.model == ANY_MODEL or bool(_MODEL.fullmatch(self.model)),
             f"invalid model {self.model!r}: want '*' or [a-z0-9][a-z0-9._-]*, at most 64",
         )
-        _check(isinstance(self.operator, OperatorSpec), f"operator must be an OperatorSpec, got {self.operator!r}")
-        _check(len(str(self)) <= MAX_KEY_LENGTH, f"key longer than {MAX_KEY_LENGTH} characters: {str(self)[:64]!r}...")
+        if not isinstance(self.operator, OperatorSpec):  # not _check: its message would format on every key
+            raise ValueError(f"operator must be an OperatorSpec, got {self.operator!r}")
+        text = f"{self.platform}/{self.arch}/{self.model}/{self.operator}"
+        _check(len(text) <= MAX_KEY_LENGTH, f"key longer than {MAX_KEY_LENGTH} characters: {text[:64]!r}...")
+        # The canonical text and its hash, once: the registry's read path asks for both per
+        # key and lookup (not a field: equality and hashing stay on the four parts).
+        object.__setattr__(self, "_text", text)
 
     def __str__(self) -> str:
-        return f"{self.platform}/{self.arch}/{self.model}/{self.operator}"
+        return self._text  # type: ignore[attr-defined, no-any-return]
 
     def __repr__(self) -> str:
         return f"KernelKey.parse({str(self)!r})"
@@ -144,10 +150,10 @@ class KernelKey:
         platform, arch, model, operator = parts
         return KernelKey(platform, arch, model, OperatorSpec.parse(operator))
 
-    @property
+    @functools.cached_property
     def key_id(self) -> str:
         """sha256 hex of the canonical text: the storage id."""
-        return hashlib.sha256(str(self).encode()).hexdigest()
+        return hashlib.sha256(self._text.encode()).hexdigest()  # type: ignore[attr-defined]
 
     def with_model(self, model: str) -> "KernelKey":
         return KernelKey(self.platform, self.arch, model, self.operator)
