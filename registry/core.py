@@ -71,6 +71,8 @@ class Registry:
         self._draining = False
         self._resolved: dict[tuple[KernelKey, Toolchain | None, bool], tuple[KeyState, Resolution]] = {}
         self._resolved_generation = -1
+        self._manifests: dict[tuple[object, ...], list[Resolution]] = {}
+        self._manifests_generation = -1
 
     async def _write(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         loop = asyncio.get_running_loop()
@@ -133,11 +135,26 @@ class Registry:
     ) -> list[Resolution]:
         if len(operators) > self._limits.max_manifest_operators:
             raise InvalidArgument(f"operators: {len(operators)} > limit {self._limits.max_manifest_operators}")
+        # A fleet's hosts of one model send the same manifest request: its answer, like each
+        # resolution's, stands until the store's next write (checked in _resolve's cache too).
+        asked = (platform, arch, model, tuple(operators), runtime.toolchain, queue)
+        generation = self._store.generation
+        if self._manifests_generation != generation:
+            self._manifests.clear()
+            self._manifests_generation = generation
+        cached = self._manifests.get(asked)
+        if cached is not None:
+            for resolution in cached:
+                metrics.RESOLVED[resolution.kind].inc()
+            return cached
         try:
             keys = [KernelKey(platform, arch, model, op) for op in operators]
         except ValueError as e:
             raise InvalidArgument(str(e)) from None
-        return [await self._resolve(k, state, runtime, queue) for k, state in zip(keys, self._store.lookup(keys))]
+        resolutions = [await self._resolve(k, state, runtime, queue) for k, state in zip(keys, self._store.lookup(keys))]
+        if self._store.generation == generation and len(self._manifests) < _RESOLVED_KEPT:
+            self._manifests[asked] = resolutions
+        return resolutions
 
     async def watch_kernel(self, key: KernelKey, runtime: Runtime) -> AsyncIterator[WatchUpdate]:
         """Yield the key's state now and after every change, until a kernel is served or

@@ -2,7 +2,8 @@
 
 kreg.errors.* carry their own code; anything else is a bug: logged with its traceback,
 answered INTERNAL with a fixed text so internals never leak to callers and no path ever
-answers UNKNOWN.
+answers UNKNOWN. The handlers it rebuilds also pass replies that are already serialised
+(bytes) through unchanged, so a handler can answer kept replies without re-encoding them.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                     await _abort_for(exc, context, method)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+                unary, request_deserializer=handler.request_deserializer, response_serializer=_bytes_or(handler.response_serializer)
             )
         if handler.unary_stream is not None:
             inner_stream = handler.unary_stream
@@ -64,9 +65,19 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                     await _abort_for(exc, context, method)
 
             return grpc.unary_stream_rpc_method_handler(
-                stream, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+                stream, request_deserializer=handler.request_deserializer, response_serializer=_bytes_or(handler.response_serializer)
             )
         return handler
+
+
+def _bytes_or(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
+    def serialize(message: Any) -> bytes:
+        if type(message) is bytes:
+            return message
+        assert serializer is not None
+        return serializer(message)
+
+    return serialize
 
 
 def _is_abort(exc: BaseException) -> bool:

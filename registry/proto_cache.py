@@ -5,7 +5,9 @@ GetManifest.
 Artifacts are keyed by everything the registry can change about a stored one (its content
 id fixes the rest): state, the retraction's reason and time, the publish time. Resolutions
 by identity: the core hands out the same Resolution object until the store's next write, and
-each entry holds its resolution, so an id is never reused while cached. Both bounded (LRU).
+each entry holds its resolution, so an id is never reused while cached; with each, the
+serialised GetKernel reply and GetManifest part, so a cached answer is a join of bytes (the
+interceptor passes bytes through). Both bounded (LRU).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from google.protobuf import timestamp_pb2
+
 from kreg import convert as cv
 from kreg.model import Artifact, Resolution
 from kreg.v1 import registry_pb2 as pb
 
 _KEPT = 4096
 _cache: OrderedDict[tuple[object, ...], pb.Artifact] = OrderedDict()
-_resolutions: OrderedDict[int, tuple[Resolution, pb.Resolution]] = OrderedDict()
+_resolutions: OrderedDict[int, _Converted] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -31,17 +35,54 @@ def _kept(cache: OrderedDict[Any, Any], key: object, value: object) -> None:
             cache.popitem(last=False)
 
 
+class _Converted:
+    """One resolution's message and, once asked for, the serialised replies that carry it."""
+
+    def __init__(self, resolution: Resolution) -> None:
+        self.resolution = resolution
+        self.message = cv.resolution_to_proto(resolution, stored_artifact_to_proto)
+        self._kernel_reply: bytes | None = None
+        self._manifest_part: bytes | None = None
+
+    def kernel_reply(self) -> bytes:
+        if self._kernel_reply is None:
+            self._kernel_reply = pb.GetKernelResponse(resolution=self.message).SerializeToString()
+        return self._kernel_reply
+
+    def manifest_part(self) -> bytes:
+        # A manifest reply holding just this resolution: serialised replies concatenate into
+        # one whose repeated field holds them all (protobuf merges concatenated messages).
+        if self._manifest_part is None:
+            self._manifest_part = pb.GetManifestResponse(resolutions=[self.message]).SerializeToString()
+        return self._manifest_part
+
+
+def _converted(resolution: Resolution) -> _Converted:
+    with _lock:
+        hit = _resolutions.get(id(resolution))
+        if hit is not None and hit.resolution is resolution:
+            _resolutions.move_to_end(id(resolution))
+            return hit
+    converted = _Converted(resolution)
+    _kept(_resolutions, id(resolution), converted)
+    return converted
+
+
 def resolution_to_proto(resolution: Resolution) -> pb.Resolution:
     """cv.resolution_to_proto with stored artifacts converted once; the message is shared
     (callers put it into a reply, which copies it, and never change it)."""
-    with _lock:
-        hit = _resolutions.get(id(resolution))
-        if hit is not None and hit[0] is resolution:
-            _resolutions.move_to_end(id(resolution))
-            return hit[1]
-    message = cv.resolution_to_proto(resolution, stored_artifact_to_proto)
-    _kept(_resolutions, id(resolution), (resolution, message))
-    return message
+    return _converted(resolution).message
+
+
+def kernel_reply(resolution: Resolution) -> bytes:
+    """The serialised GetKernelResponse."""
+    return _converted(resolution).kernel_reply()
+
+
+def manifest_reply(resolutions: list[Resolution], generated_at_ns: int) -> bytes:
+    """The serialised GetManifestResponse, from each resolution's kept part."""
+    stamp = pb.GetManifestResponse(generated_at=timestamp_pb2.Timestamp(seconds=generated_at_ns // 10**9, nanos=generated_at_ns % 10**9))
+    return b"".join(_converted(r).manifest_part() for r in resolutions) + stamp.SerializeToString()
 
 
 def stored_artifact_to_proto(artifact: Artifact) -> pb.Artifact:

@@ -9,15 +9,16 @@ import time
 from typing import AsyncIterator
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from kreg import convert as cv
 from kreg.errors import InvalidArgument, Unavailable
 from kreg.model import JobState
 from kreg.v1 import registry_pb2 as pb
 from kreg.v1 import registry_pb2_grpc as pb_grpc
+from registry import metrics
+from registry.blob_replies import BlobReplies
 from registry.core import Registry
-from registry.proto_cache import resolution_to_proto, stored_artifact_to_proto
+from registry.proto_cache import kernel_reply, manifest_reply, resolution_to_proto, stored_artifact_to_proto
 
 MAX_PAGE_SIZE = 1000
 MAX_ID_LENGTH = 128
@@ -39,8 +40,9 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
     """Registered before the server starts; answers UNAVAILABLE until the store is attached
     (health says NOT_SERVING for that window)."""
 
-    def __init__(self) -> None:
+    def __init__(self, blob_reply_bytes: int = 256 << 20) -> None:
         self._attached: Registry | None = None
+        self._blob_replies = BlobReplies(blob_reply_bytes)
 
     def attach(self, registry: Registry) -> None:
         self._attached = registry
@@ -53,28 +55,40 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
 
     # ------------------------------------------------------------ reads
 
-    async def GetKernel(self, request: pb.GetKernelRequest, context: grpc.aio.ServicerContext) -> pb.GetKernelResponse:
+    async def GetKernel(self, request: pb.GetKernelRequest, context: grpc.aio.ServicerContext) -> bytes:
+        """A serialised GetKernelResponse (see registry.proto_cache)."""
         resolution = await self._registry.get_kernel(
             cv.key_from_proto(request.key), cv.runtime_from_proto(request.runtime), queue=not request.no_queue
         )
-        return pb.GetKernelResponse(resolution=resolution_to_proto(resolution))
+        return kernel_reply(resolution)
 
-    async def GetManifest(self, request: pb.GetManifestRequest, context: grpc.aio.ServicerContext) -> pb.GetManifestResponse:
+    async def GetManifest(self, request: pb.GetManifestRequest, context: grpc.aio.ServicerContext) -> bytes:
+        """A serialised GetManifestResponse (see registry.proto_cache)."""
         operators = [cv.operator_from_proto(op, f"operators[{i}]") for i, op in enumerate(request.operators)]
         resolutions = await self._registry.get_manifest(
             request.platform, request.arch, request.model, cv.runtime_from_proto(request.runtime), operators, queue=not request.no_queue
         )
-        now = time.time_ns()
-        # Not Timestamp.GetCurrentTime(): it goes through datetime, a tenth of a cached manifest.
-        generated_at = timestamp_pb2.Timestamp(seconds=now // 10**9, nanos=now % 10**9)
-        return pb.GetManifestResponse(resolutions=[resolution_to_proto(r) for r in resolutions], generated_at=generated_at)
+        return manifest_reply(resolutions, time.time_ns())
 
-    async def FetchBlob(self, request: pb.FetchBlobRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.FetchBlobResponse]:
+    async def FetchBlob(self, request: pb.FetchBlobRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        """Serialised FetchBlobResponse messages (the interceptor passes bytes through), from
+        the kept replies when the whole blob is asked for and was fetched before."""
         digest = cv.digest_from_proto(pb.Digest(sha256=request.sha256), "sha256")
-        first = True
+        kept = self._blob_replies.get(digest.sha256) if request.offset == 0 else None
+        if kept is not None:
+            messages, size = kept
+            metrics.BLOB_BYTES_SERVED.inc(size)
+            for message in messages:
+                yield message
+            return
+        first, sent = True, []
         async for whole, offset, chunk in self._registry.fetch_blob(digest.sha256, request.offset):
-            yield pb.FetchBlobResponse(offset=offset, data=chunk, digest=cv.digest_to_proto(whole) if first else None)
+            message = pb.FetchBlobResponse(offset=offset, data=chunk, digest=cv.digest_to_proto(whole) if first else None)
+            sent.append(message.SerializeToString())
+            yield sent[-1]
             first = False
+        if request.offset == 0:
+            self._blob_replies.put(digest.sha256, tuple(sent), whole.size_bytes)
 
     async def WatchKernel(self, request: pb.WatchKernelRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchKernelResponse]:
         updates = self._registry.watch_kernel(cv.key_from_proto(request.key), cv.runtime_from_proto(request.runtime))

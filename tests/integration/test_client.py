@@ -79,6 +79,21 @@ def test_an_interrupted_fetch_resumes_from_the_partial_file(server, tmp_path: Pa
         assert client.cache.get(binary.digest) == binary.data
 
 
+def test_repeated_and_resumed_fetches_get_the_same_bytes_from_the_kept_replies(server, tmp_path: Path) -> None:
+    artifact, blobs = make_artifact(binary_size=(5 << 20) + 123)
+    binary = blobs[1]
+    with Client(server.address, timeout_s=10) as client:
+        client.publish(artifact, blobs)
+        first, again = client.fetch_blob(binary.digest), client.fetch_blob(binary.digest)
+    with Client(server.address, timeout_s=10, cache_dir=tmp_path / "cache") as resuming:
+        assert resuming.cache is not None
+        partial = resuming.cache.partial_path(binary.digest)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(binary.data[: (2 << 20) + 7])  # mid-chunk: the normal path serves the rest
+        resumed = resuming.fetch_blob(binary.digest)
+    assert first == again == resumed == binary.data
+
+
 def test_pinned_manifest_gives_an_offline_start(tmp_path: Path) -> None:
     srv = start_test_server(tmp_path / "data")
     artifact, blobs = make_artifact()

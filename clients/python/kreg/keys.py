@@ -68,15 +68,19 @@ class OperatorSpec:
                 f"invalid value {value!r} for param {name!r}: want [A-Za-z0-9_.+-], 1..64",
             )
         # Freeze a sorted copy: equality and hashing must not depend on insertion order.
-        object.__setattr__(self, "params", MappingProxyType(dict(sorted(self.params.items()))))
+        items = tuple(sorted(self.params.items()))
+        object.__setattr__(self, "params", MappingProxyType(dict(items)))
+        # Identity and hash once: specs are dict keys on the registry's read path.
+        object.__setattr__(self, "_identity", (self.name, self.version, items))
+        object.__setattr__(self, "_hash", hash(self._identity))  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash((self.name, self.version, tuple(self.params.items())))
+        return self._hash  # type: ignore[attr-defined, no-any-return]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, OperatorSpec):
             return NotImplemented
-        return (self.name, self.version, dict(self.params)) == (other.name, other.version, dict(other.params))
+        return self._identity == other._identity  # type: ignore[attr-defined, no-any-return]
 
     def __str__(self) -> str:
         text = f"{self.name}@{self.version}"
