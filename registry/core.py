@@ -36,11 +36,10 @@ from kreg.resolve import resolve
 from registry import metrics
 from registry.notify import Notifier, wait_for
 from registry.store import JobCompletion, KeyState, Store
+from registry.store.until_write import UntilWrite
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Resolutions kept between writes (a bound: past it, the rest are resolved per request).
-_RESOLVED_KEPT = 65536
 
 BLOB_CHUNK_BYTES = 1 << 20
 
@@ -69,10 +68,11 @@ class Registry:
         self._notifier = Notifier()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmdb-writer")
         self._draining = False
-        self._resolved: dict[tuple[KernelKey, Toolchain | None, bool], tuple[KeyState, Resolution]] = {}
-        self._resolved_generation = -1
-        self._manifests: dict[tuple[object, ...], list[Resolution]] = {}
-        self._manifests_generation = -1
+        # Answers of the read path, kept until the store's next write (registry.store.until_write).
+        self._resolved: UntilWrite[tuple[KernelKey, Toolchain | None, bool], tuple[KeyState, Resolution]] = UntilWrite(
+            lambda: store.generation
+        )
+        self._manifests: UntilWrite[tuple[object, ...], list[Resolution]] = UntilWrite(lambda: store.generation)
 
     async def _write(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         loop = asyncio.get_running_loop()
@@ -97,17 +97,13 @@ class Registry:
         """The resolution of `key` for `runtime`, queueing a job on a first miss. Resolutions
         that queued nothing are kept until the store's next write: a fleet of serving hosts
         asks the same (key, toolchain) questions, and resolving explains every variant."""
-        generation = self._store.generation
-        if self._resolved_generation != generation:
-            self._resolved.clear()
-            self._resolved_generation = generation
+        since = self._resolved.since()
         cached = self._resolved.get((key, runtime.toolchain, queue))
         if cached is not None and cached[0] is state:
             metrics.RESOLVED[cached[1].kind].inc()
             return cached[1]
         resolution = await self._resolve_fresh(key, state, runtime, queue)
-        if self._store.generation == generation and len(self._resolved) < _RESOLVED_KEPT:
-            self._resolved[(key, runtime.toolchain, queue)] = (state, resolution)
+        self._resolved.put((key, runtime.toolchain, queue), (state, resolution), since)
         return resolution
 
     async def _resolve_fresh(self, key: KernelKey, state: KeyState, runtime: Runtime, queue: bool) -> Resolution:
@@ -138,10 +134,7 @@ class Registry:
         # A fleet's hosts of one model send the same manifest request: its answer, like each
         # resolution's, stands until the store's next write (checked in _resolve's cache too).
         asked = (platform, arch, model, tuple(operators), runtime.toolchain, queue)
-        generation = self._store.generation
-        if self._manifests_generation != generation:
-            self._manifests.clear()
-            self._manifests_generation = generation
+        since = self._manifests.since()
         cached = self._manifests.get(asked)
         if cached is not None:
             for resolution in cached:
@@ -152,8 +145,7 @@ class Registry:
         except ValueError as e:
             raise InvalidArgument(str(e)) from None
         resolutions = [await self._resolve(k, state, runtime, queue) for k, state in zip(keys, self._store.lookup(keys))]
-        if self._store.generation == generation and len(self._manifests) < _RESOLVED_KEPT:
-            self._manifests[asked] = resolutions
+        self._manifests.put(asked, resolutions, since)
         return resolutions
 
     async def watch_kernel(self, key: KernelKey, runtime: Runtime) -> AsyncIterator[WatchUpdate]:

@@ -30,6 +30,7 @@ from kreg.model import (
 
 from registry.store import blobs, jobs, kernels
 from registry.store.env import StoreEnv, Txn
+from registry.store.until_write import UntilWrite
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,6 @@ class KeyState:
     job: Job | None
 
 
-# Keys whose lookup is kept between writes; past this many, lookups go to LMDB until the next
-# write clears the cache (a bound, not an eviction policy: a serving fleet asks for far fewer).
-_LOOKUPS_KEPT = 65536
-
 
 @dataclass(frozen=True)
 class StoreStats:
@@ -70,8 +67,7 @@ class Store:
         self._env = env
         self._max_blob_bytes = max_blob_bytes
         self._max_attempts = max_attempts
-        self._lookups: dict[KernelKey, KeyState] = {}
-        self._lookups_generation = -1
+        self._lookups: UntilWrite[KernelKey, KeyState] = UntilWrite(lambda: self._env.generation)
 
     @classmethod
     def open(
@@ -180,11 +176,9 @@ class Store:
         model ('*'), and its latest job (without a toolchain requirement). Keys read since
         the last write come from memory (serving hosts ask for the same keys all day, and
         this process makes every write); the rest in one read transaction."""
-        generation = self._env.generation
-        if self._lookups_generation != generation:
-            self._lookups.clear()
-            self._lookups_generation = generation
-        missing = [key for key in keys if key not in self._lookups]
+        since = self._lookups.since()
+        known = {key: state for key in keys if (state := self._lookups.get(key)) is not None}
+        missing = [key for key in keys if key not in known]
 
         def read(txn: Txn) -> dict[KernelKey, KeyState]:
             found = {}
@@ -196,14 +190,11 @@ class Store:
             return found
 
         if missing:
-            found = self._env.read(read)
-            # Only a read that no write overtook is current: a publish may have committed
-            # between the generation check and this read transaction.
-            if self._env.generation == generation and len(self._lookups) < _LOOKUPS_KEPT:
-                self._lookups.update(found)
-        else:
-            found = {}
-        return [found[key] if key in found else self._lookups[key] for key in keys]
+            for key, state in self._env.read(read).items():
+                known[key] = state
+                # Not kept if a publish committed between `since` and this read.
+                self._lookups.put(key, state, since)
+        return [known[key] for key in keys]
 
     def get_artifact(self, artifact_id: str) -> Artifact:
         return self._env.read(lambda txn: kernels.get_artifact(txn, artifact_id))

@@ -109,6 +109,22 @@ def test_retracted_kernel_stops_being_served_and_the_next_variant_takes_over(ser
     assert described[best_id].state is ArtifactState.RETRACTED and described[best_id].retract_reason
 
 
+def test_answers_kept_between_writes_change_with_the_next_publish_and_retraction(server) -> None:
+    """GetKernel and GetManifest answer repeated questions from memory; every write ends that."""
+    artifact, blobs = make_artifact()
+    ask = lambda c: (c.get_kernel(KEY, queue=False), c.get_manifest("nvidia", "sm_90", KEY.model, [KEY.operator], queue=False)[0])  # noqa: E731
+    with client_for(server) as client:
+        before = ask(client) + ask(client)
+        artifact_id = client.publish(artifact, blobs).artifact_id
+        served = ask(client) + ask(client)
+        client.retract(artifact_id, "bad on empty rows")
+        after = ask(client)
+    assert {r.kind for r in before} == {ResolutionKind.REFERENCE}
+    assert {r.kind for r in served} == {ResolutionKind.BINARY} and {r.artifact.artifact_id for r in served if r.artifact} == {artifact_id}
+    assert {r.kind for r in after} == {ResolutionKind.REFERENCE}
+    assert all(any(d.artifact_id == artifact_id and "retracted" in d.reason for d in r.decisions) for r in after)
+
+
 def test_retract_records_the_retraction_time(server) -> None:
     with client_for(server) as client:
         stored = client.publish(*make_artifact())
