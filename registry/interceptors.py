@@ -27,6 +27,11 @@ async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: 
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self) -> None:
+        # The wrapped handler per method, built on its first call: gRPC asks the interceptor
+        # on every call, and rebuilding handler and closures each time was per-call waste.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -38,36 +43,46 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         # (health's Watch, for one, streams through context.write rather than a generator).
         if handler is None or not method.startswith(SERVICE_PREFIX):
             return handler
-        if handler.unary_unary is not None:
-            inner = handler.unary_unary
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = _wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                try:
-                    return await inner(request, context)
-                except Exception as exc:
-                    if _is_abort(exc):
-                        raise
-                    await _abort_for(exc, context, method)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary, request_deserializer=handler.request_deserializer, response_serializer=_bytes_or(handler.response_serializer)
-            )
-        if handler.unary_stream is not None:
-            inner_stream = handler.unary_stream
+def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """`handler` with exceptions mapped to status codes, and bytes replies passed through."""
+    if handler.unary_unary is not None:
+        inner = handler.unary_unary
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                try:
-                    async for item in inner_stream(request, context):
-                        yield item
-                except Exception as exc:
-                    if _is_abort(exc):
-                        raise
-                    await _abort_for(exc, context, method)
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await inner(request, context)
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                await _abort_for(exc, context, method)
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream, request_deserializer=handler.request_deserializer, response_serializer=_bytes_or(handler.response_serializer)
-            )
-        return handler
+        return grpc.unary_unary_rpc_method_handler(
+            unary, request_deserializer=handler.request_deserializer, response_serializer=_bytes_or(handler.response_serializer)
+        )
+    if handler.unary_stream is not None:
+        inner_stream = handler.unary_stream
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async for item in inner_stream(request, context):
+                    yield item
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                await _abort_for(exc, context, method)
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream, request_deserializer=handler.request_deserializer, response_serializer=_bytes_or(handler.response_serializer)
+        )
+    return handler
 
 
 def _bytes_or(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
