@@ -12,27 +12,15 @@ interceptor passes bytes through). Both bounded (LRU).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from typing import Any
-
 from google.protobuf import timestamp_pb2
 
 from kreg import convert as cv
 from kreg.model import Artifact, Resolution
 from kreg.v1 import registry_pb2 as pb
+from registry.store.lru import Lru
 
-_KEPT = 4096
-_cache: OrderedDict[tuple[object, ...], pb.Artifact] = OrderedDict()
-_resolutions: OrderedDict[int, _Converted] = OrderedDict()
-_lock = threading.Lock()
-
-
-def _kept(cache: OrderedDict[Any, Any], key: object, value: object) -> None:
-    with _lock:
-        cache[key] = value
-        while len(cache) > _KEPT:
-            cache.popitem(last=False)
+_ARTIFACTS: Lru[tuple[object, ...], pb.Artifact] = Lru(4096)
+_RESOLUTIONS: Lru[int, _Converted] = Lru(4096)
 
 
 class _Converted:
@@ -58,13 +46,11 @@ class _Converted:
 
 
 def _converted(resolution: Resolution) -> _Converted:
-    with _lock:
-        hit = _resolutions.get(id(resolution))
-        if hit is not None and hit.resolution is resolution:
-            _resolutions.move_to_end(id(resolution))
-            return hit
+    hit = _RESOLUTIONS.get(id(resolution))
+    if hit is not None and hit.resolution is resolution:
+        return hit
     converted = _Converted(resolution)
-    _kept(_resolutions, id(resolution), converted)
+    _RESOLUTIONS.put(id(resolution), converted)
     return converted
 
 
@@ -91,11 +77,8 @@ def stored_artifact_to_proto(artifact: Artifact) -> pb.Artifact:
     if not artifact.artifact_id:
         return cv.artifact_to_proto(artifact)
     key = (artifact.artifact_id, artifact.state, artifact.retract_reason, artifact.published_at, artifact.retracted_at)
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
-    message = cv.artifact_to_proto(artifact)
-    _kept(_cache, key, message)
+    message = _ARTIFACTS.get(key)
+    if message is None:
+        message = cv.artifact_to_proto(artifact)
+        _ARTIFACTS.put(key, message)
     return message

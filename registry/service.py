@@ -81,13 +81,15 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
             for message in messages:
                 yield message
             return
-        first, sent = True, []
+        whole_blob, sent = request.offset == 0, []
         async for whole, offset, chunk in self._registry.fetch_blob(digest.sha256, request.offset):
+            first = offset == request.offset
             message = pb.FetchBlobResponse(offset=offset, data=chunk, digest=cv.digest_to_proto(whole) if first else None)
-            sent.append(message.SerializeToString())
-            yield sent[-1]
-            first = False
-        if request.offset == 0:
+            serialised = message.SerializeToString()
+            if whole_blob:  # a resumed fetch's messages are not the whole blob's
+                sent.append(serialised)
+            yield serialised
+        if whole_blob:
             self._blob_replies.put(digest.sha256, tuple(sent), whole.size_bytes)
 
     async def WatchKernel(self, request: pb.WatchKernelRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchKernelResponse]:

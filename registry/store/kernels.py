@@ -7,8 +7,6 @@ that returns what was stored first (a retracted artifact stays retracted).
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -19,31 +17,23 @@ from kreg.model import Artifact, ArtifactState
 
 from registry.store.blobs import blob_digest
 from registry.store.env import Txn
+from registry.store.lru import Lru
 from registry.store.paging import clamp_page_size, scan_start, take_page
 
 _ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
 
 # Decoded artifacts by their stored bytes. The same bytes always decode to the same frozen
 # artifact, so the read path skips the JSON decode (most of a GetManifest's cost) and can
-# never see a stale one: a rewritten record (a retraction) has other bytes. Bounded (LRU);
-# locked because reads run on the event loop while the writer thread publishes.
-_DECODED: OrderedDict[bytes, Artifact] = OrderedDict()
-_DECODED_KEPT = 4096
-_decoded_lock = threading.Lock()
+# never see a stale one: a rewritten record (a retraction) has other bytes.
+_DECODED: Lru[bytes, Artifact] = Lru(4096)
 
 
 def _decode(raw: bytes | memoryview) -> Artifact:
     data = bytes(raw)
-    with _decoded_lock:
-        hit = _DECODED.get(data)
-        if hit is not None:
-            _DECODED.move_to_end(data)
-            return hit
-    artifact = serde.loads(Artifact, data)
-    with _decoded_lock:
-        _DECODED[data] = artifact
-        while len(_DECODED) > _DECODED_KEPT:
-            _DECODED.popitem(last=False)
+    artifact = _DECODED.get(data)
+    if artifact is None:
+        artifact = serde.loads(Artifact, data)
+        _DECODED.put(data, artifact)
     return artifact
 
 
