@@ -236,6 +236,7 @@ def served_in_interpreter(address: str, lockfile: str, cache_dir: str) -> dict[s
     values, offsets = jagged([3, 0, 17, 1, 0, 40], 8)
     with Client(address, timeout_s=10, runtime=cpu_runtime()) as client:
         ops.configure(client, model=MODEL, platform="cpu", arch="x86_64")
+        preloaded = ops.preload([SERVED, OperatorSpec.parse("jagged_sum@1{D=8,dtype=fp32,mean=1}")])
         explained = ops.explain("jagged_sum", values, offsets)
         out = ops.jagged_sum(values, offsets)
         online = ops.last_decision("jagged_sum")
@@ -243,6 +244,7 @@ def served_in_interpreter(address: str, lockfile: str, cache_dir: str) -> dict[s
         mean = ops.jagged_sum(values, offsets, mean=True)
         unpublished = ops.last_decision("jagged_sum")
     ops.configure(None, model=MODEL, platform="cpu", arch="x86_64", lockfile=lockfile, cache_dir=cache_dir)
+    preloaded_offline = ops.preload([SERVED])
     offline_out = ops.jagged_sum(values, offsets)
     offline = ops.last_decision(KEY)
     decisions = {"explained": explained, "online": online, "unpublished": unpublished, "offline": offline}
@@ -252,6 +254,8 @@ def served_in_interpreter(address: str, lockfile: str, cache_dir: str) -> dict[s
         "expected": ref.jagged_sum(values, offsets),
         "mean": mean,
         "expected_mean": ref.jagged_sum(values, offsets, mean=True),
+        "preloaded": [(d.path, str(d.key)) for d in preloaded],
+        "preloaded_offline": [(d.path, str(d.key)) for d in preloaded_offline],
         # Plain data: a KernelKey's params are a mapping proxy, which does not pickle.
         **{name: (d.path, str(d.key), d.artifact_id, d.reason) for name, d in decisions.items() if d is not None},
     }
@@ -280,6 +284,9 @@ def test_a_generated_source_artifact_is_served_and_matches_the_reference(
     assert "source only" in got["online"][3]
     assert got["unpublished"][:2] == ("reference", "cpu/x86_64/ops-test/jagged_sum@1{D=8,dtype=fp32,mean=1}")
     assert "no kernel published" in got["unpublished"][3]
+    # preload answered both keys from one manifest, and loaded the served one before any call
+    assert got["preloaded"] == [("source", str(KEY)), ("reference", got["unpublished"][1])]
+    assert got["preloaded_offline"] == [("source", str(KEY))]
 
     # (d) once retracted, the same call runs the reference and says why. A REFERENCE answer
     # launches nothing, so this process may resolve for CPU tensors as the interpreter would.
@@ -415,3 +422,8 @@ def test_importing_kreg_ops_imports_neither_torch_nor_triton() -> None:
     code = "import sys, kreg.ops, kreg.ops.plans, kreg.ops.loaded; print('torch' in sys.modules, 'triton' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_preload_needs_configure() -> None:
+    with pytest.raises(RuntimeError, match=r"configure\(\) first"):
+        kreg.ops.preload()

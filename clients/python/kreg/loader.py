@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from kreg.cuda_launch import CudaError, CudaKernel, unsupported
 from kreg.model import LaunchParam
 
 if TYPE_CHECKING:
@@ -38,27 +39,42 @@ class LoadError(RuntimeError):
     """A compiled kernel that cannot be made launchable on this host, with the reason."""
 
 
+def read_metadata(metadata_json: bytes) -> dict[str, Any]:
+    """The Triton metadata stored beside a binary, checked to be loadable by this host: only
+    the Triton version that built a binary may load it (the metadata's fields and the
+    launchers' calling convention change between versions). Read from package metadata, so
+    checking imports no triton."""
+    import importlib.metadata
+
+    try:
+        metadata: dict[str, Any] = json.loads(metadata_json)
+        backend, built_with = metadata["target"]["backend"], metadata["triton_version"]
+        missing = {"name", "hash", "num_warps"} - metadata.keys()
+        if missing:
+            raise KeyError(", ".join(sorted(missing)))
+    except (ValueError, KeyError, TypeError) as e:
+        raise LoadError(f"metadata is not Triton kernel metadata: {e!r}") from None
+    try:
+        here = importlib.metadata.version("triton")
+    except importlib.metadata.PackageNotFoundError:
+        here = "none"
+    if built_with != here:
+        raise LoadError(f"binary was built by triton {built_with}; this host has triton {here}")
+    if backend not in BINARY_FORMATS:
+        raise LoadError(f"unknown backend {backend!r} in metadata; known: {', '.join(BINARY_FORMATS)}")
+    return metadata
+
+
 def unpack_compiled(binary: bytes, metadata_json: bytes, params: Sequence[LaunchParam]) -> CompiledKernel:
     """Rebuild Triton's CompiledKernel from stored bytes, without compiling and without a device.
 
     params are the runtime parameters (launch_params of the compile signature, or the
     artifact's LaunchAbi.params): the kernel is launched as `kernel[grid](*runtime_args)`.
-    Only the Triton version that built the binary may load it: the metadata's fields and the
-    launcher's calling convention change between versions.
     """
-    import triton
     from triton.compiler import CompiledKernel
 
-    try:
-        metadata: dict[str, Any] = json.loads(metadata_json)
-        name, kernel_hash, backend = metadata["name"], metadata["hash"], metadata["target"]["backend"]
-        built_with = metadata["triton_version"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise LoadError(f"metadata is not Triton kernel metadata: {e!r}") from None
-    if built_with != triton.__version__:
-        raise LoadError(f"binary was built by triton {built_with}; this host has triton {triton.__version__}")
-    if backend not in BINARY_FORMATS:
-        raise LoadError(f"unknown backend {backend!r} in metadata; known: {', '.join(BINARY_FORMATS)}")
+    metadata = read_metadata(metadata_json)
+    name, kernel_hash, backend = metadata["name"], metadata["hash"], metadata["target"]["backend"]
     # CompiledKernel reads both files in its constructor, so the directory can go right after.
     with tempfile.TemporaryDirectory(prefix="kreg-load-") as tmp:
         files = {f"{name}.json": metadata_json, f"{name}.{BINARY_FORMATS[backend]}": binary}
@@ -70,10 +86,40 @@ def unpack_compiled(binary: bytes, metadata_json: bytes, params: Sequence[Launch
         return CompiledKernel(_LaunchSource(params), group, kernel_hash)
 
 
-def load_compiled(binary: bytes, metadata_json: bytes, params: Sequence[LaunchParam]) -> CompiledKernel:
-    """unpack_compiled, then bind to the current device now, so a binary that cannot run here
-    (no driver, another arch, too much shared memory) fails at load rather than at first launch.
+def load_compiled(binary: bytes, metadata_json: bytes, params: Sequence[LaunchParam]) -> CudaKernel | CompiledKernel:
+    """A binary bound to the current device now, so one that cannot run here (no driver,
+    another arch, too much shared memory, an ABI the binary does not have) fails at load
+    rather than at first launch. Launched as `kernel[grid](*runtime_args)`.
+
+    A CUDA kernel that a plain cuLaunchKernel can run is loaded through the driver alone
+    (kreg.cuda_launch: nothing compiled, triton not imported); anything else through Triton's
+    CompiledKernel, whose launcher Triton may first have to build.
     """
+    metadata = read_metadata(metadata_json)
+    target = metadata["target"]
+    if target["backend"] == "cuda" and unsupported(metadata, params) is None:
+        return _load_with_driver(binary, metadata, params)
+    return _load_with_triton(binary, metadata_json, params)
+
+
+def _load_with_driver(binary: bytes, metadata: dict[str, Any], params: Sequence[LaunchParam]) -> CudaKernel:
+    import torch
+
+    built_for = f"cuda/{metadata['target']['arch']}"
+    if not torch.cuda.is_available():
+        raise LoadError(f"cannot load a {built_for} binary: no GPU driver is active (torch sees no CUDA device)")
+    device = torch.cuda.current_device()
+    major, minor = torch.cuda.get_device_capability(device)
+    here = f"cuda/{major * 10 + minor}"
+    if here != built_for:
+        raise LoadError(f"binary is for {built_for}; this device is {here}")
+    try:
+        return CudaKernel(binary, metadata, params, device)
+    except CudaError as e:
+        raise LoadError(f"loading {metadata['name']} on the device failed: {e}") from None
+
+
+def _load_with_triton(binary: bytes, metadata_json: bytes, params: Sequence[LaunchParam]) -> CompiledKernel:
     from triton.runtime.driver import driver
 
     kernel = unpack_compiled(binary, metadata_json, params)

@@ -2,6 +2,7 @@
 
     import kreg.ops
     kreg.ops.configure(client, model="dlrm-v2", platform="nvidia", arch="sm_90", lockfile="dlrm-v2.lock.json")
+    kreg.ops.preload()                                         # optional: load the model's kernels now
     pooled = kreg.ops.jagged_sum(values, offsets)              # served kernel, or the reference
     kreg.ops.last_decision("jagged_sum")                       # binary / source / reference, and why
 
@@ -28,7 +29,7 @@ already imported it), triton only when a kernel is loaded.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,7 @@ __all__ = [
     "jagged_sum",
     "last_decision",
     "layer_norm_mul",
+    "preload",
     "provider",
     "reset",
     "sigrid_hash",
@@ -120,6 +122,16 @@ def reset() -> None:
     global _PROVIDER
     with _CONFIGURE_LOCK:
         _PROVIDER = None
+
+
+def preload(operators: Sequence[OperatorSpec] | None = None) -> list[Decision]:
+    """Resolve and load every kernel of the configured model now (default: its profile in
+    kreg.profiles; one manifest request), so the first calls pay no fetch, load or compile.
+    Each key's standing comes back, as last_decision would give it."""
+    current = _PROVIDER
+    if current is None:
+        raise RuntimeError("kreg.ops.preload() needs kreg.ops.configure() first")
+    return current.preload(operators)
 
 
 def provider() -> Provider | None:

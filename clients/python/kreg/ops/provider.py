@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -175,14 +175,35 @@ class Provider:
         with self._lock:
             return self._decisions.get(target)
 
+    def loaded(self, spec: OperatorSpec) -> LoadedOp | None:
+        """The artifact loaded for `spec`'s key (None before it was resolved, or while the
+        key runs the reference)."""
+        with self._lock:
+            entry = self._entries.get(self.key_for(spec))
+        return entry.loaded if entry is not None else None
+
     def refresh(self) -> None:
         """Forget every resolution and loaded kernel: the next call of each key asks again."""
         with self._lock:
             self._entries.clear()
 
+    def preload(self, operators: Sequence[OperatorSpec] | None = None) -> list[Decision]:
+        """Resolve `operators` (default: the model's profile, kreg.profiles) in one manifest
+        request and load each served artifact now, so that a serving host's first calls fetch,
+        load and compile nothing. Returns each key's standing, in order; keys already loaded
+        are kept. Without a reachable registry each key falls back as a call would (the
+        lockfile's pin, else the reference)."""
+        from kreg.profiles import profile
+
+        specs = tuple(operators) if operators is not None else profile(self.model)
+        keys = [self.key_for(spec) for spec in specs]
+        answers = self._resolve_manifest(keys)
+        return [self._entry(key, answers.get(key)).decision for key in keys]
+
     # ------------------------------------------------------------ resolution and loading
 
-    def _entry(self, key: KernelKey) -> _Entry:
+    def _entry(self, key: KernelKey, resolved: tuple[Resolution, bool] | None = None) -> _Entry:
+        """The key's kept entry, else resolved (by `resolved` when given) and loaded."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and (entry.expires_at is None or time.monotonic() < entry.expires_at):
@@ -193,20 +214,20 @@ class Provider:
                 entry = self._entries.get(key)
                 if entry is not None and (entry.expires_at is None or time.monotonic() < entry.expires_at):
                     return entry
-            entry = self._load(key)
+            entry = self._load(key, resolved or self._resolve(key))
             with self._lock:
                 self._entries[key] = entry
         if entry.loaded is not None:
             log.info("%s", entry.decision)
         return entry
 
-    def _load(self, key: KernelKey) -> _Entry:
+    def _load(self, key: KernelKey, resolved: tuple[Resolution, bool]) -> _Entry:
         from kreg.errors import DeadlineExceeded, KregError, Unavailable
         from kreg.loader import LoadError, SourceError
         from kreg.ops.loaded import load_artifact
 
         operator = str(key.operator)
-        resolution, transient = self._resolve(key)
+        resolution, transient = resolved
         retry_at = time.monotonic() + self.retry_after_s if transient else None
         if resolution.kind is ResolutionKind.REFERENCE or resolution.artifact is None:
             return _Entry(resolution, None, Decision(operator, "reference", resolution.reason, key), retry_at)
@@ -235,6 +256,22 @@ class Provider:
                 return self.client.get_kernel(key), False
             except KregError as e:
                 unreachable = f"registry unreachable ({type(e).__name__}: {e})"
+        return self._without_registry(key, unreachable)
+
+    def _resolve_manifest(self, keys: Sequence[KernelKey]) -> dict[KernelKey, tuple[Resolution, bool]]:
+        """_resolve for many keys of this host kind in one GetManifest."""
+        from kreg.errors import KregError
+
+        unreachable = "no registry client"
+        if self.client is not None:
+            try:
+                resolutions = self.client.get_manifest(self.platform, self.arch, self.model, [k.operator for k in keys])
+                return {r.key: (r, False) for r in resolutions}
+            except KregError as e:
+                unreachable = f"registry unreachable ({type(e).__name__}: {e})"
+        return {key: self._without_registry(key, unreachable) for key in keys}
+
+    def _without_registry(self, key: KernelKey, unreachable: str) -> tuple[Resolution, bool]:
         if self.lockfile is not None:
             pinned = self.lockfile.lookup(key)
             if pinned is not None:
