@@ -15,9 +15,9 @@ from conftest import start_test_server
 from registry.embedded import EmbeddedRegistry
 from integration.factories import KEY, TRITON_36, make_artifact
 from kreg.client import AsyncClient, Client, start_manifest
-from kreg.errors import Unavailable, DeadlineExceeded
+from kreg.errors import DeadlineExceeded, NotFound, Unavailable
 from kreg.lockfile import Lockfile
-from kreg.model import ResolutionKind, Runtime
+from kreg.model import Digest, ResolutionKind, Runtime
 from registry.server import ServerConfig
 
 
@@ -63,6 +63,22 @@ def test_fetched_blobs_land_in_the_cache_and_are_served_from_it_when_the_registr
     srv.stop()
     with Client(srv.address, timeout_s=1, cache_dir=tmp_path / "cache") as offline:
         assert offline.fetch_blob(blobs[1].digest) == blobs[1].data
+
+
+def test_fetch_blobs_returns_verified_bytes_at_once_and_caches_them_behind(server, tmp_path: Path) -> None:
+    artifact, blobs = make_artifact(binary_size=3 << 20)
+    with Client(server.address, timeout_s=10, cache_dir=tmp_path / "cache") as client:
+        client.publish(artifact, blobs)
+        assert client.cache is not None
+        client.cache.put(blobs[0].digest, blobs[0].data)  # one already cached: read from there
+        digests = [b.digest for b in blobs]
+        got = client.fetch_blobs(digests + digests[:1], parallel=4)
+        assert got == {b.digest: b.data for b in blobs}
+        client.flush_cache()
+        assert all(client.cache.get(b.digest) == b.data for b in blobs)
+        absent = Digest("0" * 64, 10)
+        with pytest.raises(NotFound):
+            client.fetch_blobs([absent, *digests], parallel=4)
 
 
 def test_an_interrupted_fetch_resumes_from_the_partial_file(server, tmp_path: Path) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import random
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import grpc
 
@@ -41,6 +44,7 @@ from kreg.v1 import registry_pb2 as pb
 from kreg.v1 import registry_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 # Publishes carry binaries; replies are paged or chunked. Match the server's defaults.
 MAX_SEND_BYTES = 64 << 20
@@ -83,9 +87,19 @@ class Client:
             ],
         )
         self._stub = pb_grpc.KernelRegistryServiceStub(self._channel)
+        self._cache_writer: ThreadPoolExecutor | None = None  # fetch_blobs' write-behind
+        self._writer_lock = threading.Lock()
 
     def close(self) -> None:
+        self.flush_cache()
         self._channel.close()
+
+    def flush_cache(self) -> None:
+        """Wait until every blob fetch_blobs handed to the node cache is on disk."""
+        with self._writer_lock:
+            writer, self._cache_writer = self._cache_writer, None
+        if writer is not None:
+            writer.shutdown(wait=True)
 
     def __enter__(self) -> "Client":
         return self
@@ -143,6 +157,41 @@ class Client:
         buffer = bytearray()
         self._stream_blob(digest, 0, buffer.extend, timeout_s)
         return _verified(digest, bytes(buffer))
+
+    def fetch_blobs(self, digests: Iterable[Digest], *, parallel: int = 8, timeout_s: float | None = None) -> dict[Digest, bytes]:
+        """Many blobs' verified bytes, for a serving host's start: `parallel` streams at a time
+        over the one channel, so the round trips overlap. Blobs the node cache lacks are
+        streamed into memory, verified and returned at once; writing them to the cache (a
+        disk sync each) happens behind, on one thread (`flush_cache` and `close` wait for it).
+        The first failure is raised once every fetch has ended."""
+        unique = list(dict.fromkeys(digests))
+        if len(unique) <= 1 or parallel <= 1:
+            return {d: self._fetch_for_start(d, timeout_s) for d in unique}
+        with ThreadPoolExecutor(max_workers=min(parallel, len(unique)), thread_name_prefix="kreg-fetch") as pool:
+            futures = {d: pool.submit(self._fetch_for_start, d, timeout_s) for d in unique}
+        return {d: f.result() for d, f in futures.items()}
+
+    def _fetch_for_start(self, digest: Digest, timeout_s: float | None) -> bytes:
+        if self.cache is not None:
+            cached = self.cache.get(digest)
+            if cached is not None:
+                return cached
+        buffer = bytearray()
+        self._stream_blob(digest, 0, buffer.extend, timeout_s)
+        data = _verified(digest, bytes(buffer))
+        if self.cache is not None:
+            with self._writer_lock:
+                if self._cache_writer is None:
+                    self._cache_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kreg-cache-write")
+                self._cache_writer.submit(self._write_behind, digest, data)
+        return data
+
+    def _write_behind(self, digest: Digest, data: bytes) -> None:
+        assert self.cache is not None
+        try:
+            self.cache.put(digest, data)
+        except OSError as e:  # a full or read-only disk costs a later re-fetch, not this start
+            logger.warning("node cache: could not store blob %s: %s", digest.sha256[:12], e)
 
     def _fetch_into_cache(self, digest: Digest, timeout_s: float | None) -> bytes:
         assert self.cache is not None
@@ -296,8 +345,7 @@ class Client:
         """Resolve a model's kernels, fetch every pinned blob into the cache, write the lockfile."""
         resolutions = self.get_manifest(platform, arch, model, operators)
         lock = Lockfile(platform, arch, model, self.runtime.toolchain, time.time(), tuple(resolutions))
-        for digest in lock.digests():
-            self.fetch_blob(digest)
+        self.fetch_blobs(lock.digests())
         lock.save(path)
         return lock
 

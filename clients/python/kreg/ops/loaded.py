@@ -223,6 +223,13 @@ def uses_binaries(artifact: Artifact, runtime_toolchain: Toolchain | None) -> bo
     return artifact.has_binaries and runtime_toolchain is not None and runtime_toolchain == artifact.toolchain
 
 
+def needed_blobs(artifact: Artifact, runtime_toolchain: Toolchain | None) -> list[Digest]:
+    """The blobs load_artifact fetches: binaries and metadata, else the sources."""
+    if uses_binaries(artifact, runtime_toolchain):
+        return [d for k in artifact.kernels for d in (k.binary, k.metadata) if d is not None]
+    return list(dict.fromkeys(k.source for k in artifact.kernels))
+
+
 def load_artifact(artifact: Artifact, fetch: Fetch, runtime_toolchain: Toolchain | None) -> LoadedOp:
     """Make `artifact` launchable on this host (see the module docstring for the two paths).
 

@@ -189,21 +189,37 @@ class Provider:
 
     def preload(self, operators: Sequence[OperatorSpec] | None = None) -> list[Decision]:
         """Resolve `operators` (default: the model's profile, kreg.profiles) in one manifest
-        request and load each served artifact now, so that a serving host's first calls fetch,
-        load and compile nothing. Returns each key's standing, in order; keys already loaded
-        are kept. Without a reachable registry each key falls back as a call would (the
-        lockfile's pin, else the reference)."""
+        request, fetch their blobs in parallel, and load each served artifact now, so that a
+        serving host's first calls fetch, load and compile nothing. Returns each key's
+        standing, in order; keys already loaded are kept. Without a reachable registry each
+        key falls back as a call would (the lockfile's pin, else the reference)."""
+        from kreg.errors import KregError
+        from kreg.ops.loaded import needed_blobs
         from kreg.profiles import profile
 
         specs = tuple(operators) if operators is not None else profile(self.model)
         keys = [self.key_for(spec) for spec in specs]
         answers = self._resolve_manifest(keys)
-        return [self._entry(key, answers.get(key)).decision for key in keys]
+        fetched: dict[Digest, bytes] = {}
+        if self.client is not None:
+            artifacts = [r.artifact for r, _ in answers.values() if r.artifact is not None]
+            try:
+                fetched = self.client.fetch_blobs([d for a in artifacts for d in needed_blobs(a, self.runtime_toolchain)])
+            except KregError:
+                pass  # each key's own load fetches again and records why it failed
+
+        def fetch(digest: Digest) -> bytes:
+            return fetched[digest] if digest in fetched else self._fetch(digest)
+
+        return [self._entry(key, answers.get(key), fetch).decision for key in keys]
 
     # ------------------------------------------------------------ resolution and loading
 
-    def _entry(self, key: KernelKey, resolved: tuple[Resolution, bool] | None = None) -> _Entry:
-        """The key's kept entry, else resolved (by `resolved` when given) and loaded."""
+    def _entry(
+        self, key: KernelKey, resolved: tuple[Resolution, bool] | None = None, fetch: Callable[[Digest], bytes] | None = None
+    ) -> _Entry:
+        """The key's kept entry, else resolved (by `resolved` when given) and loaded, its blobs
+        from `fetch` (default: the client, else the node cache)."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and (entry.expires_at is None or time.monotonic() < entry.expires_at):
@@ -214,14 +230,14 @@ class Provider:
                 entry = self._entries.get(key)
                 if entry is not None and (entry.expires_at is None or time.monotonic() < entry.expires_at):
                     return entry
-            entry = self._load(key, resolved or self._resolve(key))
+            entry = self._load(key, resolved or self._resolve(key), fetch or self._fetch)
             with self._lock:
                 self._entries[key] = entry
         if entry.loaded is not None:
             log.info("%s", entry.decision)
         return entry
 
-    def _load(self, key: KernelKey, resolved: tuple[Resolution, bool]) -> _Entry:
+    def _load(self, key: KernelKey, resolved: tuple[Resolution, bool], fetch: Callable[[Digest], bytes]) -> _Entry:
         from kreg.errors import DeadlineExceeded, KregError, Unavailable
         from kreg.loader import LoadError, SourceError
         from kreg.ops.loaded import load_artifact
@@ -233,7 +249,7 @@ class Provider:
             return _Entry(resolution, None, Decision(operator, "reference", resolution.reason, key), retry_at)
         artifact = resolution.artifact
         try:
-            loaded = load_artifact(artifact, self._fetch, self.runtime_toolchain)
+            loaded = load_artifact(artifact, fetch, self.runtime_toolchain)
         except (LoadError, SourceError) as e:
             why = f"{resolution.kind.name.lower()} artifact {artifact.artifact_id[:12]} did not load: {e}"
             return _Entry(resolution, None, Decision(operator, "reference", why, key, artifact.artifact_id), retry_at)
