@@ -74,6 +74,11 @@ class Registry:
         )
         self._manifests: UntilWrite[tuple[object, ...], list[Resolution]] = UntilWrite(lambda: store.generation)
 
+    @property
+    def generation(self) -> int:
+        """The store's committed writes so far (see registry.store.until_write)."""
+        return self._store.generation
+
     async def _write(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, lambda: fn(*args, **kwargs))

@@ -65,10 +65,15 @@ def kernel_reply(resolution: Resolution) -> bytes:
     return _converted(resolution).kernel_reply()
 
 
-def manifest_reply(resolutions: list[Resolution], generated_at_ns: int) -> bytes:
-    """The serialised GetManifestResponse, from each resolution's kept part."""
+def manifest_parts(resolutions: list[Resolution]) -> bytes:
+    """The serialised GetManifestResponse without its timestamp, from each resolution's kept part."""
+    return b"".join(_converted(r).manifest_part() for r in resolutions)
+
+
+def manifest_stamp(generated_at_ns: int) -> bytes:
+    """The timestamp that completes manifest_parts into a reply (concatenated messages merge)."""
     stamp = pb.GetManifestResponse(generated_at=timestamp_pb2.Timestamp(seconds=generated_at_ns // 10**9, nanos=generated_at_ns % 10**9))
-    return b"".join(_converted(r).manifest_part() for r in resolutions) + stamp.SerializeToString()
+    return stamp.SerializeToString()
 
 
 def stored_artifact_to_proto(artifact: Artifact) -> pb.Artifact:

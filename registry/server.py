@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from kreg.v1 import registry_pb2, registry_pb2_grpc
 from registry.core import Registry, RegistryLimits
-from registry.interceptors import ErrorMappingInterceptor
+from registry.handlers import add_service
 from registry.service import KernelRegistryServicer
 from registry.store import Store
 
@@ -72,7 +72,6 @@ class RunningServer:
 async def start_server(config: ServerConfig) -> RunningServer:
     """Start serving; returns once the store is open and health says SERVING."""
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor()],
         options=[
             ("grpc.max_receive_message_length", config.max_receive_bytes),
             ("grpc.max_send_message_length", config.max_send_bytes),
@@ -83,7 +82,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
     await health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     servicer = KernelRegistryServicer()
-    registry_pb2_grpc.add_KernelRegistryServiceServicer_to_server(servicer, server)
+    add_service(registry_pb2_grpc.add_KernelRegistryServiceServicer_to_server, servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(config.listen)
     if port == 0:

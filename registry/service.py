@@ -1,24 +1,28 @@
 """The gRPC servicer: protobuf in, domain calls on Registry, protobuf out. No logic here.
 
-Errors are raised as kreg.errors.* and mapped to status codes by registry.interceptors.
+Errors are raised as kreg.errors.* and mapped to status codes by registry.handlers.
 """
 
 from __future__ import annotations
 
 import time
-from typing import AsyncIterator
+from dataclasses import dataclass
+from typing import AsyncIterator, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 
 from kreg import convert as cv
 from kreg.errors import InvalidArgument, Unavailable
-from kreg.model import JobState
+from kreg.model import JobState, ResolutionKind
 from kreg.v1 import registry_pb2 as pb
 from kreg.v1 import registry_pb2_grpc as pb_grpc
 from registry import metrics
 from registry.blob_replies import BlobReplies
 from registry.core import Registry
-from registry.proto_cache import kernel_reply, manifest_reply, resolution_to_proto, stored_artifact_to_proto
+from registry.handlers import raw_request, serialised_reply
+from registry.proto_cache import kernel_reply, manifest_parts, manifest_stamp, resolution_to_proto, stored_artifact_to_proto
+from registry.store.until_write import UntilWrite
 
 MAX_PAGE_SIZE = 1000
 MAX_ID_LENGTH = 128
@@ -36,6 +40,32 @@ def _id(value: str, field: str) -> str:
     return value
 
 
+GET_KERNEL, GET_MANIFEST = "GetKernel", "GetManifest"
+
+
+@dataclass(frozen=True)
+class _KeptReply:
+    data: bytes
+    kinds: tuple[ResolutionKind, ...]  # counted again on every reply (registry.metrics)
+
+
+def _counted(reply: _KeptReply) -> _KeptReply:
+    """Count a kept reply's resolutions as Registry counts the ones it makes."""
+    for kind in reply.kinds:
+        metrics.RESOLVED[kind].inc()
+    return reply
+
+
+M = TypeVar("M", bound=Message)
+
+
+def _parse(message: type[M], raw: bytes) -> M:
+    try:
+        return message.FromString(raw)
+    except DecodeError:
+        raise InvalidArgument(f"the request is not a serialised {message.DESCRIPTOR.name}") from None
+
+
 class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
     """Registered before the server starts; answers UNAVAILABLE until the store is attached
     (health says NOT_SERVING for that window)."""
@@ -43,9 +73,13 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
     def __init__(self, blob_reply_bytes: int = 256 << 20) -> None:
         self._attached: Registry | None = None
         self._blob_replies = BlobReplies(blob_reply_bytes)
+        self._kept_replies: UntilWrite[tuple[str, bytes], _KeptReply] = UntilWrite(lambda: -1)
 
     def attach(self, registry: Registry) -> None:
         self._attached = registry
+        # A fleet sends the same read requests between two publishes: their replies are kept
+        # by request bytes until the store's next write, skipping parse, conversion and lookup.
+        self._kept_replies = UntilWrite(lambda: registry.generation)
 
     @property
     def _registry(self) -> Registry:
@@ -55,21 +89,44 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
 
     # ------------------------------------------------------------ reads
 
-    async def GetKernel(self, request: pb.GetKernelRequest, context: grpc.aio.ServicerContext) -> bytes:
-        """A serialised GetKernelResponse (see registry.proto_cache)."""
+    @raw_request
+    @serialised_reply
+    async def GetKernel(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """A serialised GetKernelResponse (see registry.proto_cache); the same request bytes
+        get the same reply bytes until the store's next write."""
+        kept = self._kept_replies.get((GET_KERNEL, raw))
+        if kept is not None:
+            return _counted(kept).data
+        since = self._kept_replies.since()
+        request = _parse(pb.GetKernelRequest, raw)
         resolution = await self._registry.get_kernel(
             cv.key_from_proto(request.key), cv.runtime_from_proto(request.runtime), queue=not request.no_queue
         )
-        return kernel_reply(resolution)
+        reply = _KeptReply(kernel_reply(resolution), (resolution.kind,))
+        self._kept_replies.put((GET_KERNEL, raw), reply, since)
+        return reply.data
 
-    async def GetManifest(self, request: pb.GetManifestRequest, context: grpc.aio.ServicerContext) -> bytes:
-        """A serialised GetManifestResponse (see registry.proto_cache)."""
-        operators = [cv.operator_from_proto(op, f"operators[{i}]") for i, op in enumerate(request.operators)]
-        resolutions = await self._registry.get_manifest(
-            request.platform, request.arch, request.model, cv.runtime_from_proto(request.runtime), operators, queue=not request.no_queue
-        )
-        return manifest_reply(resolutions, time.time_ns())
+    @raw_request
+    @serialised_reply
+    async def GetManifest(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """A serialised GetManifestResponse (see registry.proto_cache), stamped now; kept like
+        GetKernel's, less the stamp."""
+        kept = self._kept_replies.get((GET_MANIFEST, raw))
+        if kept is None:
+            since = self._kept_replies.since()
+            request = _parse(pb.GetManifestRequest, raw)
+            operators = [cv.operator_from_proto(op, f"operators[{i}]") for i, op in enumerate(request.operators)]
+            resolutions = await self._registry.get_manifest(
+                request.platform, request.arch, request.model, cv.runtime_from_proto(request.runtime), operators,
+                queue=not request.no_queue,
+            )
+            kept = _KeptReply(manifest_parts(resolutions), tuple(r.kind for r in resolutions))
+            self._kept_replies.put((GET_MANIFEST, raw), kept, since)
+        else:
+            _counted(kept)
+        return kept.data + manifest_stamp(time.time_ns())
 
+    @serialised_reply
     async def FetchBlob(self, request: pb.FetchBlobRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         """Serialised FetchBlobResponse messages (the interceptor passes bytes through), from
         the kept replies when the whole blob is asked for and was fetched before."""

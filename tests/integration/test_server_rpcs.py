@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from conftest import start_test_server
 from integration.factories import make_artifact
+from kreg import convert as cv
 from kreg.client import Client
 from kreg.errors import InvalidArgument, NotFound, ResourceExhausted
 from kreg.model import Digest
@@ -61,6 +62,37 @@ def test_malformed_keys_are_invalid_argument_with_the_reason(server) -> None:
         with pytest.raises(grpc.RpcError) as info:
             stub.GetKernel(pb.GetKernelRequest())
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_bytes_that_are_not_a_request_are_invalid_argument(server) -> None:
+    """GetKernel and GetManifest parse their own request bytes (to answer kept replies by
+    them); what does not parse is the caller's error, named, not INTERNAL."""
+    with grpc.insecure_channel(server.address) as channel:
+        for method in ("GetKernel", "GetManifest"):
+            call = channel.unary_unary(f"/{SERVICE_NAME}/{method}")
+            for _ in range(2):  # not kept either
+                with pytest.raises(grpc.RpcError) as info:
+                    call(b"\xff\xff\xff", timeout=5)
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+                assert f"not a serialised {method}Request" in info.value.details()
+
+
+def test_kept_replies_follow_the_store(server) -> None:
+    """The same request bytes answer from the kept reply only until the next write."""
+    artifact, blobs = make_artifact()
+    request = pb.GetKernelRequest(key=cv.key_to_proto(artifact.key))
+    with grpc.insecure_channel(server.address) as channel, Client(server.address, timeout_s=10) as client:
+        stub = pb_grpc.KernelRegistryServiceStub(channel)
+        before = [stub.GetKernel(request).resolution for _ in range(3)]
+        published = client.publish(artifact, blobs)
+        after = [stub.GetKernel(request).resolution for _ in range(2)]
+        client.retract(published.artifact_id, "bad numbers")
+        retracted = stub.GetKernel(request).resolution
+    # the first miss queued a job (a write): that answer is not kept, the next one is
+    assert before[0].reason.endswith("queued") and before[1] == before[2] and not before[1].reason.endswith("queued")
+    assert before[1].job_id == before[0].job_id and not before[1].artifact.artifact_id
+    assert after[0] == after[1] and after[0].artifact.artifact_id == published.artifact_id
+    assert not retracted.artifact.artifact_id and "bad numbers" in retracted.reason
 
 
 def test_oversized_publish_is_resource_exhausted(server) -> None:

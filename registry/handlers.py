@@ -1,0 +1,120 @@
+"""One place that turns exceptions into gRPC status codes (DESIGN.md §5), wrapped around
+each of the service's method handlers once, at registration.
+
+kreg.errors.* carry their own code; anything else is a bug: logged with its traceback,
+answered INTERNAL with a fixed text so internals never leak to callers and no path ever
+answers UNKNOWN. The wrapped handlers also pass replies that are already serialised (bytes)
+through unchanged, so a handler can answer kept replies without re-encoding them. Health and
+reflection are registered as they are and keep their own handling.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, AsyncIterator, Callable, TypeVar
+
+import grpc
+
+from kreg.errors import KregError
+
+log = logging.getLogger(__name__)
+
+
+async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+    if isinstance(exc, KregError):
+        await context.abort(exc.code, str(exc))
+    log.exception("internal error in %s", method)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error (logged by the registry)")
+
+
+class _Captured:
+    """Stands in for the server while the generated add_*_to_server registers the service:
+    keeps the method handlers it is given, so they can be wrapped before the real server
+    sees them."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self.service = ""
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass  # the same handlers arrive through add_registered_method_handlers
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.service, self.handlers = service, dict(handlers)
+
+
+def add_service(add_to_server: Callable[[Any, Any], None], servicer: Any, server: grpc.aio.Server) -> None:
+    """Register `servicer` as `add_to_server` (the generated function) would, every method
+    wrapped once with the error mapping. An interceptor would do the same on every call:
+    grpc.aio runs its intercept_service coroutine per RPC, a cost the read path cannot afford."""
+    captured = _Captured()
+    add_to_server(servicer, captured)
+    if not captured.handlers:
+        raise RuntimeError(f"{add_to_server.__name__} registered no method handlers: regenerate the stubs (scripts/gen_protos.py)")
+    wrapped = {name: _wrap(handler, f"/{captured.service}/{name}") for name, handler in captured.handlers.items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(captured.service, wrapped),))
+    server.add_registered_method_handlers(captured.service, wrapped)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def raw_request(method: F) -> F:
+    """Mark a servicer method that takes its request's bytes (it parses them only when it
+    has to: a reply kept for the same bytes needs no parse)."""
+    method.raw_request = True  # type: ignore[attr-defined]
+    return method
+
+
+def serialised_reply(method: F) -> F:
+    """Mark a servicer method whose replies are always serialised bytes (no serializer call)."""
+    method.serialised_reply = True  # type: ignore[attr-defined]
+    return method
+
+
+def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """`handler` with exceptions mapped to status codes, and bytes replies passed through."""
+    inner_fn = handler.unary_unary or handler.unary_stream
+    deserializer = None if getattr(inner_fn, "raw_request", False) else handler.request_deserializer
+    serializer = None if getattr(inner_fn, "serialised_reply", False) else _bytes_or(handler.response_serializer)
+    if handler.unary_unary is not None:
+        inner = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await inner(request, context)
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                await _abort_for(exc, context, method)
+
+        return grpc.unary_unary_rpc_method_handler(unary, request_deserializer=deserializer, response_serializer=serializer)
+    if handler.unary_stream is not None:
+        inner_stream = handler.unary_stream
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async for item in inner_stream(request, context):
+                    yield item
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                await _abort_for(exc, context, method)
+
+        return grpc.unary_stream_rpc_method_handler(stream, request_deserializer=deserializer, response_serializer=serializer)
+    return handler
+
+
+def _bytes_or(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
+    def serialize(message: Any) -> bytes:
+        if type(message) is bytes:
+            return message
+        assert serializer is not None
+        return serializer(message)
+
+    return serialize
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # context.abort() raises this to end the RPC; it must pass through untouched.
+    return isinstance(exc, grpc.aio.AbortError)
