@@ -70,6 +70,7 @@ class Txn:
     def __init__(self, txn: lmdb.Transaction, dbs: Databases) -> None:
         self.dbs = dbs
         self._txn = txn
+        self.changed = False  # whether a put or delete ran: what moves StoreEnv.generation
 
     def get(self, db: lmdb._Database, key: bytes) -> bytes | None:
         value = self._txn.get(key, db=db)
@@ -82,9 +83,12 @@ class Txn:
 
     def put(self, db: lmdb._Database, key: bytes, value: bytes) -> None:
         self._txn.put(key, value, db=db)
+        self.changed = True
 
     def delete(self, db: lmdb._Database, key: bytes) -> bool:
-        return bool(self._txn.delete(key, db=db))
+        deleted = bool(self._txn.delete(key, db=db))
+        self.changed = self.changed or deleted
+        return deleted
 
     def entries(self, db: lmdb._Database) -> int:
         return int(self._txn.stat(db)["entries"])
@@ -149,7 +153,8 @@ class StoreEnv:
         self.path = Path(path)
         self._pid = os.getpid()
         self._forks = _forks
-        # Committed write transactions so far: what a cache of reads checks it is current by.
+        # Committed write transactions that changed something: what a cache of reads checks
+        # it is current by.
         self.generation = 0
         self._id = (self._pid, os.path.realpath(self.path))
         with _open_paths_lock:
@@ -201,9 +206,13 @@ class StoreEnv:
                     with self._gate.shared():
                         txn = self._env.begin(write=True, buffers=True)
                         try:
-                            result = fn(Txn(txn, self.dbs))
+                            wrapped = Txn(txn, self.dbs)
+                            result = fn(wrapped)
                             txn.commit()
-                            self.generation += 1
+                            # A write that changed nothing (the lease reaper's sweep, every
+                            # second) must not end the reads kept until the next write.
+                            if wrapped.changed:
+                                self.generation += 1
                             return result
                         except BaseException:
                             txn.abort()

@@ -197,15 +197,21 @@ def fail(
     return _fail(txn, job, reason, now)
 
 
-def reap_expired(txn: Txn, now: float) -> list[Job]:
-    """Take back every lease that expired at or before `now`: the job is QUEUED again, or
-    FAILED when it has used all its attempts."""
+def expired_leases(txn: Txn, now: float) -> list[bytes]:
+    """The lease index's keys that expired at or before `now` (it is ordered by deadline)."""
     now_ns = _ns(now)
     expired = []
     for lease_key, _ in txn.scan(txn.dbs.leases):
         if _LEASE_PREFIX.unpack_from(lease_key)[0] > now_ns:
             break
         expired.append(lease_key)
+    return expired
+
+
+def reap_expired(txn: Txn, now: float) -> list[Job]:
+    """Take back every lease that expired at or before `now`: the job is QUEUED again, or
+    FAILED when it has used all its attempts."""
+    expired = expired_leases(txn, now)
     reaped = []
     for lease_key in expired:
         txn.delete(txn.dbs.leases, lease_key)

@@ -332,3 +332,19 @@ def test_a_served_toolchain_job_is_not_repeated_but_other_requirements_are_queue
 def test_enqueue_rejects_an_incomplete_toolchain(store: Store, toolchain: Toolchain) -> None:
     with pytest.raises(InvalidArgument, match="toolchain"):
         store.enqueue(KEY, toolchain=toolchain, now=T0)
+
+
+def test_only_writes_that_change_something_end_the_kept_reads(store: Store) -> None:
+    """The reaper sweeps every second: a sweep that finds nothing must leave the write count
+    (and with it every read kept until the next write) alone."""
+    start = store.generation
+    assert store.reap_expired(now=T0) == []
+    assert store.generation == start
+    store.enqueue(KEY, now=T0)
+    assert store.generation == start + 1
+    _lease(store, now=T0, lease_seconds=10)
+    assert store.generation == start + 2
+    assert store.reap_expired(now=T0 + 5) == []  # not expired yet
+    assert store.generation == start + 2
+    assert len(store.reap_expired(now=T0 + 10)) == 1
+    assert store.generation == start + 3
