@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from kreg.v1 import registry_pb2, registry_pb2_grpc
 from registry.core import Registry, RegistryLimits
+from registry.auth import TokenTable
 from registry.handlers import add_service
 from registry.service import KernelRegistryServicer
 from registry.store import Store
@@ -36,6 +37,10 @@ class ServerConfig:
     grace_s: float = 10.0
     map_size_bytes: int = 256 << 20
     limits: RegistryLimits = field(default_factory=RegistryLimits)
+    # Token file (registry.auth); None: every call is open (a registry on loopback or in a
+    # private network of trusted hosts).
+    auth_file: Path | None = None
+    tls: ServerTls | None = None
 
     def __post_init__(self) -> None:
         host, sep, port = self.listen.rpartition(":")
@@ -45,6 +50,24 @@ class ServerConfig:
             raise ValueError("max_receive_bytes: at least 1 MiB")
         if self.grace_s < 0:
             raise ValueError("grace_s: must not be negative")
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """PEM files: the server's certificate chain and key; with `client_ca`, mutual TLS (a
+    client must present a certificate that CA signed)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        try:
+            cert, key = self.cert.read_bytes(), self.key.read_bytes()
+            client_ca = self.client_ca.read_bytes() if self.client_ca else None
+        except OSError as e:
+            raise ValueError(f"tls: cannot read {e.filename}: {e.strerror}") from None
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None)
 
 
 @dataclass
@@ -82,9 +105,13 @@ async def start_server(config: ServerConfig) -> RunningServer:
     await health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     servicer = KernelRegistryServicer()
-    add_service(registry_pb2_grpc.add_KernelRegistryServiceServicer_to_server, servicer, server)
+    auth = TokenTable.load(config.auth_file) if config.auth_file is not None else None
+    add_service(registry_pb2_grpc.add_KernelRegistryServiceServicer_to_server, servicer, server, auth)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(config.listen)
+    if config.tls is not None:
+        port = server.add_secure_port(config.listen, config.tls.credentials())
+    else:
+        port = server.add_insecure_port(config.listen)
     if port == 0:
         raise OSError(f"cannot listen on {config.listen}")
     await server.start()
@@ -95,7 +122,11 @@ async def start_server(config: ServerConfig) -> RunningServer:
     reaper = asyncio.create_task(registry.reap_forever(), name="lease-reaper")
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-    log.info("registry serving on port %d, data in %s", port, config.data_dir)
+    log.info(
+        "registry serving on port %d (%s, %s), data in %s", port,
+        "mutual TLS" if config.tls and config.tls.client_ca else "TLS" if config.tls else "plaintext",
+        f"auth from {config.auth_file}" if auth else "no auth", config.data_dir,
+    )
     return RunningServer(server, port, registry, health_servicer, store, reaper)
 
 

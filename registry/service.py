@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator, TypeVar
+from typing import AsyncIterator
 
 import grpc
-from google.protobuf.message import DecodeError, Message
 
 from kreg import convert as cv
 from kreg.errors import InvalidArgument, Unavailable
@@ -20,7 +19,7 @@ from kreg.v1 import registry_pb2_grpc as pb_grpc
 from registry import metrics
 from registry.blob_replies import BlobReplies
 from registry.core import Registry
-from registry.handlers import raw_request, serialised_reply
+from registry.handlers import parse_request, raw_request, serialised_reply
 from registry.proto_cache import kernel_reply, manifest_parts, manifest_stamp, resolution_to_proto, stored_artifact_to_proto
 from registry.store.until_write import UntilWrite
 
@@ -56,16 +55,6 @@ def _counted(reply: _KeptReply) -> _KeptReply:
     return reply
 
 
-M = TypeVar("M", bound=Message)
-
-
-def _parse(message: type[M], raw: bytes) -> M:
-    try:
-        return message.FromString(raw)
-    except DecodeError:
-        raise InvalidArgument(f"the request is not a serialised {message.DESCRIPTOR.name}") from None
-
-
 class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
     """Registered before the server starts; answers UNAVAILABLE until the store is attached
     (health says NOT_SERVING for that window)."""
@@ -98,7 +87,7 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
         if kept is not None:
             return _counted(kept).data
         since = self._kept_replies.since()
-        request = _parse(pb.GetKernelRequest, raw)
+        request = parse_request(pb.GetKernelRequest.FromString, raw, GET_KERNEL)
         resolution = await self._registry.get_kernel(
             cv.key_from_proto(request.key), cv.runtime_from_proto(request.runtime), queue=not request.no_queue
         )
@@ -114,7 +103,7 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
         kept = self._kept_replies.get((GET_MANIFEST, raw))
         if kept is None:
             since = self._kept_replies.since()
-            request = _parse(pb.GetManifestRequest, raw)
+            request = parse_request(pb.GetManifestRequest.FromString, raw, GET_MANIFEST)
             operators = [cv.operator_from_proto(op, f"operators[{i}]") for i, op in enumerate(request.operators)]
             resolutions = await self._registry.get_manifest(
                 request.platform, request.arch, request.model, cv.runtime_from_proto(request.runtime), operators,

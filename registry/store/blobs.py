@@ -62,3 +62,12 @@ def blob_digest(txn: Txn, sha256: str) -> Digest | None:
     """The digest of a stored blob (size from the stored value, not re-hashed), or None."""
     size = txn.size(txn.dbs.blobs, check_sha256(sha256))
     return None if size is None else Digest(sha256, size)
+
+
+def check(txn: Txn) -> list[str]:
+    """Stored blobs that do not hash to their names (what a torn or corrupted write leaves)."""
+    problems = []
+    for key, data in txn.scan(txn.dbs.blobs):
+        if hashlib.sha256(data).hexdigest() != key.decode(errors="replace"):
+            problems.append(f"blob {key[:16]!r}: its bytes do not hash to its name")
+    return problems

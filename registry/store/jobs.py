@@ -323,3 +323,30 @@ def _ns(t: float) -> int:
 
 def _save(txn: Txn, job: Job) -> None:
     txn.put(txn.dbs.jobs, job.job_id.encode(), serde.dumps(job))
+
+
+def check(txn: Txn) -> list[str]:
+    """Jobs whose queue or lease entry is missing or stale, index entries without a job."""
+    problems = []
+    queued, leased = set(), set()
+    for raw_id, raw in txn.scan(txn.dbs.jobs):
+        job_id = raw_id.decode(errors="replace")
+        try:
+            job = serde.loads(Job, raw)
+        except Exception as e:  # noqa: BLE001 - any decode failure is the finding
+            problems.append(f"job {job_id}: does not decode ({type(e).__name__})")
+            continue
+        if job.state is JobState.QUEUED:
+            queued.add(_queue_key(job))
+        elif job.state is JobState.LEASED:
+            leased.add(_lease_key(job))
+    queue_keys = {k for k, _ in txn.scan(txn.dbs.queue)}
+    lease_keys = {k for k, _ in txn.scan(txn.dbs.leases)}
+    problems += [f"queued job {k[_QUEUE_PREFIX.size:].decode()} has no queue entry" for k in sorted(queued - queue_keys)]
+    problems += [f"queue entry for {k[_QUEUE_PREFIX.size:].decode()}: the job is not queued" for k in sorted(queue_keys - queued)]
+    problems += [f"leased job {k[_LEASE_PREFIX.size:].decode()} has no lease entry" for k in sorted(leased - lease_keys)]
+    problems += [f"lease entry for {k[_LEASE_PREFIX.size:].decode()}: the job holds no such lease" for k in sorted(lease_keys - leased)]
+    for index_key, job_id in txn.scan(txn.dbs.job_by_key):
+        if txn.size(txn.dbs.jobs, job_id) is None:
+            problems.append(f"job index entry {index_key[:40]!r}: job {job_id.decode(errors='replace')} is missing")
+    return problems

@@ -129,3 +129,29 @@ def _load(txn: Txn, artifact_id: str) -> Artifact | None:
 
 def _save(txn: Txn, artifact: Artifact) -> None:
     txn.put(txn.dbs.artifacts, artifact.artifact_id.encode(), serde.dumps(artifact))
+
+
+def check(txn: Txn) -> list[str]:
+    """Artifacts that are not what their id says, lack a blob they name or their variant
+    index entry; index entries without an artifact."""
+    problems = []
+    for raw_id, raw in txn.scan(txn.dbs.artifacts):
+        artifact_id = raw_id.decode(errors="replace")
+        try:
+            artifact = _decode(raw)
+        except Exception as e:  # noqa: BLE001 - any decode failure is the finding
+            problems.append(f"artifact {artifact_id[:12]}: does not decode ({type(e).__name__})")
+            continue
+        if artifact.artifact_id != artifact_id or serde.artifact_content_id(artifact) != artifact_id:
+            problems.append(f"artifact {artifact_id[:12]}: its content does not hash to its id")
+        for digest in artifact.digests():
+            stored = blob_digest(txn, digest.sha256)
+            if stored != digest:
+                problems.append(f"artifact {artifact_id[:12]}: blob {digest.sha256[:12]} is {'missing' if stored is None else 'of another size'}")
+        if txn.get(txn.dbs.variants, _variant_key(artifact.key, artifact_id)) is None:
+            problems.append(f"artifact {artifact_id[:12]}: missing from the variant index")
+    for index_key, _ in txn.scan(txn.dbs.variants):
+        artifact_id = index_key[-64:].decode(errors="replace")
+        if txn.size(txn.dbs.artifacts, index_key[-64:]) is None:
+            problems.append(f"variant index entry {index_key[:40]!r}: artifact {artifact_id[:12]} is missing")
+    return problems

@@ -196,6 +196,12 @@ class Store:
                 self._lookups.put(key, state, since)
         return [known[key] for key in keys]
 
+    def check(self) -> list[str]:
+        """Every inconsistency in the store, in one read transaction (empty: consistent):
+        blobs that do not hash to their names, artifacts missing blobs or index entries,
+        queue and lease entries out of step with their jobs."""
+        return self._env.read(lambda txn: blobs.check(txn) + kernels.check(txn) + jobs.check(txn))
+
     def get_artifact(self, artifact_id: str) -> Artifact:
         return self._env.read(lambda txn: kernels.get_artifact(txn, artifact_id))
 

@@ -23,6 +23,7 @@ import grpc
 
 from kreg import convert as cv
 from kreg.cache import BlobCache
+from kreg.credentials import Credentials
 from kreg.errors import DataLoss, KregError, Unavailable, error_from_status
 from kreg.keys import KernelKey, OperatorSpec
 from kreg.lockfile import Lockfile
@@ -71,7 +72,10 @@ class Client:
         runtime: Runtime = Runtime(),
         cache_dir: Path | None = None,
         channel: grpc.Channel | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
+        """`credentials`: the token and TLS material to present (default: from the
+        environment, see kreg.credentials)."""
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         self.target = target
@@ -79,9 +83,11 @@ class Client:
         self.read_retries = read_retries
         self.runtime = runtime
         self.cache = BlobCache(cache_dir) if cache_dir is not None else None
-        self._channel = channel or grpc.insecure_channel(
+        self.credentials = credentials if credentials is not None else Credentials.from_env()
+        self._metadata = self.credentials.metadata()
+        self._channel = channel or self.credentials.channel(
             target,
-            options=[
+            [
                 ("grpc.max_send_message_length", MAX_SEND_BYTES),
                 ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
             ],
@@ -116,7 +122,7 @@ class Client:
         while True:
             remaining = deadline - time.monotonic()
             try:
-                return fn(request, timeout=max(remaining, 0.001))
+                return fn(request, timeout=max(remaining, 0.001), metadata=self._metadata)
             except grpc.RpcError as e:
                 attempt += 1
                 retry = read and e.code() == grpc.StatusCode.UNAVAILABLE and attempt <= self.read_retries
@@ -206,7 +212,9 @@ class Client:
         while True:
             try:
                 stream = self._stub.FetchBlob(
-                    pb.FetchBlobRequest(sha256=digest.sha256, offset=offset), timeout=max(deadline - time.monotonic(), 0.001)
+                    pb.FetchBlobRequest(sha256=digest.sha256, offset=offset),
+                    timeout=max(deadline - time.monotonic(), 0.001),
+                    metadata=self._metadata,
                 )
                 for chunk in stream:
                     if chunk.offset != offset:
@@ -224,7 +232,7 @@ class Client:
         """Updates for `key` until a kernel is served or its generation ends."""
         request = pb.WatchKernelRequest(key=cv.key_to_proto(key), runtime=cv.runtime_to_proto(self.runtime))
         try:
-            for msg in self._stub.WatchKernel(request, timeout=timeout_s):
+            for msg in self._stub.WatchKernel(request, timeout=timeout_s, metadata=self._metadata):
                 yield WatchUpdate(
                     cv.resolution_from_proto(msg.resolution), cv.job_from_proto(msg.job) if msg.HasField("job") else None
                 )

@@ -47,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="registry address HOST:PORT (env KREG_REGISTRY; default %(default)s)",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="per-call deadline in seconds (default %(default)s)")
+    # Client credentials: set as the environment kreg.credentials reads, so workers and the
+    # embedded workers `serve` starts inherit them.
+    for flag, env, what in (
+        ("--token-file", "KREG_TOKEN_FILE", "file holding the bearer token to present"),
+        ("--tls-ca", "KREG_TLS_CA", "CA bundle to verify the registry by (turns TLS on)"),
+        ("--tls-client-cert", "KREG_TLS_CERT", "client certificate, for mutual TLS"),
+        ("--tls-client-key", "KREG_TLS_KEY", "client key, for mutual TLS"),
+        ("--tls-server-name", "KREG_TLS_SERVER_NAME", "name to verify the registry's certificate by"),
+    ):
+        parser.add_argument(flag, dest=env, help=f"{what} (env {env})")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = sub.add_parser("serve", help="run the registry server")
@@ -55,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
     p.add_argument("--grace", type=float, default=10.0, help="seconds to drain calls on SIGTERM (default %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="embedded local workers to start (0: none; default %(default)s)")
+    p.add_argument("--auth-file", help="token file (ROLE TOKEN [NAME] per line; roles reader, worker, admin); default: no auth")
+    p.add_argument("--tls-cert", help="server certificate chain (PEM); with --tls-key, serve TLS")
+    p.add_argument("--tls-key", help="server private key (PEM)")
+    p.add_argument("--tls-client-ca", help="CA that client certificates must be signed by: mutual TLS")
     p.set_defaults(func=_handler("serve", "run"))
 
     p = sub.add_parser("worker", help="run a generation worker against a registry")
@@ -142,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for env in ("KREG_TOKEN_FILE", "KREG_TLS_CA", "KREG_TLS_CERT", "KREG_TLS_KEY", "KREG_TLS_SERVER_NAME"):
+        if getattr(args, env):
+            os.environ[env] = getattr(args, env)
     try:
         return args.func(args)
     except errors.KregError as e:
