@@ -124,21 +124,25 @@ class TokenTable:
                 found = principal
         return found
 
-    def authorize(self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> Principal | None:
-        """The caller of `method` (None for an open read without a token); raises
-        Unauthenticated or PermissionDenied."""
-        needed = METHOD_ROLES.get(method, Role.ADMIN)
+    def caller(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> Principal | None:
+        """Whose token the call carries (None: no token); Unauthenticated for an unknown one."""
         token = _bearer(metadata)
         if token is None:
-            if needed is Role.READER and self.reads_open:
-                return None
-            raise Unauthenticated(f"{method} needs a token: send 'authorization: Bearer <token>'")
+            return None
         principal = self.identify(token)
         if principal is None:
             raise Unauthenticated("the token is not known to this registry")
-        if principal.role < needed:
-            raise PermissionDenied(f"{method} needs the {needed.name.lower()} role; {principal.name} is a {principal.role.name.lower()}")
         return principal
+
+    def permit(self, method: str, caller: Principal | None) -> None:
+        """Raise Unauthenticated or PermissionDenied unless `caller` may call `method`."""
+        needed = METHOD_ROLES.get(method, Role.ADMIN)
+        if caller is None:
+            if needed is Role.READER and self.reads_open:
+                return
+            raise Unauthenticated(f"{method} needs a token: send 'authorization: Bearer <token>'")
+        if caller.role < needed:
+            raise PermissionDenied(f"{method} needs the {needed.name.lower()} role; {caller.name} is a {caller.role.name.lower()}")
 
 
 def first_token(path: Path, role: Role) -> str | None:

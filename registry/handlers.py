@@ -18,7 +18,8 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from kreg.errors import InvalidArgument, KregError
-from registry.auth import TokenTable
+from registry.audit import AuditLog
+from registry.auth import METHOD_ROLES, Principal, Role, TokenTable
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,11 @@ class _Captured:
 
 
 def add_service(
-    add_to_server: Callable[[Any, Any], None], servicer: Any, server: grpc.aio.Server, auth: TokenTable | None = None
+    add_to_server: Callable[[Any, Any], None],
+    servicer: Any,
+    server: grpc.aio.Server,
+    auth: TokenTable | None = None,
+    audit: AuditLog | None = None,
 ) -> None:
     """Register `servicer` as `add_to_server` (the generated function) would, every method
     wrapped once with the error mapping and, with `auth`, the caller's token checked first.
@@ -57,7 +62,7 @@ def add_service(
     add_to_server(servicer, captured)
     if not captured.handlers:
         raise RuntimeError(f"{add_to_server.__name__} registered no method handlers: regenerate the stubs (scripts/gen_protos.py)")
-    wrapped = {name: _wrap(handler, captured.service, name, auth) for name, handler in captured.handlers.items()}
+    wrapped = {name: _wrap(handler, captured.service, name, auth, audit) for name, handler in captured.handlers.items()}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(captured.service, wrapped),))
     server.add_registered_method_handlers(captured.service, wrapped)
 
@@ -78,7 +83,9 @@ def serialised_reply(method: F) -> F:
     return method
 
 
-def _wrap(handler: grpc.RpcMethodHandler, service: str, name: str, auth: TokenTable | None) -> grpc.RpcMethodHandler:
+def _wrap(
+    handler: grpc.RpcMethodHandler, service: str, name: str, auth: TokenTable | None, audit: AuditLog | None
+) -> grpc.RpcMethodHandler:
     """`handler` with the caller authorized (when `auth`), exceptions mapped to status codes,
     and bytes replies passed through."""
     method = f"/{service}/{name}"
@@ -91,12 +98,23 @@ def _wrap(handler: grpc.RpcMethodHandler, service: str, name: str, auth: TokenTa
     if handler.unary_unary is not None:
         inner = handler.unary_unary
 
+        audited = audit is not None and METHOD_ROLES.get(name, Role.ADMIN) >= Role.WORKER
+
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            principal, parsed = None, request
             try:
                 if auth is not None:
-                    auth.authorize(name, context.invocation_metadata())
-                return await inner(request if raw else parse(request), context)
+                    principal = auth.caller(context.invocation_metadata())
+                    auth.permit(name, principal)
+                parsed = request if raw else parse(request)
+                reply = await inner(parsed, context)
+                # A lease poll that found nothing changed nothing: not a write to record.
+                if audited and not (name == "LeaseJob" and not reply.HasField("job")):
+                    _record(audit, principal, context, name, "OK", parsed, reply)
+                return reply
             except Exception as exc:
+                if audited:
+                    _record(audit, principal, context, name, _outcome(exc), parsed)
                 if _is_abort(exc):
                     raise
                 await _abort_for(exc, context, method)
@@ -108,7 +126,7 @@ def _wrap(handler: grpc.RpcMethodHandler, service: str, name: str, auth: TokenTa
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
                 if auth is not None:
-                    auth.authorize(name, context.invocation_metadata())
+                    auth.permit(name, auth.caller(context.invocation_metadata()))
                 async for item in inner_stream(request if raw else parse(request), context):
                     yield item
             except Exception as exc:
@@ -118,6 +136,20 @@ def _wrap(handler: grpc.RpcMethodHandler, service: str, name: str, auth: TokenTa
 
         return grpc.unary_stream_rpc_method_handler(stream, request_deserializer=None, response_serializer=serializer)
     return handler
+
+
+def _record(
+    audit: AuditLog | None, who: Principal | None, context: grpc.aio.ServicerContext, method: str, outcome: str, request: Any,
+    reply: Any = None,
+) -> None:
+    assert audit is not None
+    audit.record(who=who.name if who else "anonymous", peer=context.peer(), method=method, outcome=outcome, request=request, reply=reply)
+
+
+def _outcome(exc: BaseException) -> str:
+    if isinstance(exc, KregError):
+        return exc.code.name
+    return "ABORTED" if _is_abort(exc) else "INTERNAL"
 
 
 def parse_request(deserialize: Callable[[bytes], Any], raw: bytes, method: str) -> Any:

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from kreg.v1 import registry_pb2, registry_pb2_grpc
 from registry.core import Registry, RegistryLimits
+from registry.audit import AuditLog
 from registry.auth import TokenTable
 from registry.handlers import add_service
 from registry.service import KernelRegistryServicer
@@ -78,6 +79,7 @@ class RunningServer:
     health: health.aio.HealthServicer
     store: Store
     reaper: asyncio.Task[None]
+    audit: AuditLog
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain: report NOT_SERVING, let calls in flight finish within the grace, close the store."""
@@ -90,6 +92,7 @@ class RunningServer:
         await self.server.stop(grace_s)
         self.registry.close()
         self.store.close()
+        self.audit.close()
 
 
 async def start_server(config: ServerConfig) -> RunningServer:
@@ -106,7 +109,9 @@ async def start_server(config: ServerConfig) -> RunningServer:
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     servicer = KernelRegistryServicer()
     auth = TokenTable.load(config.auth_file) if config.auth_file is not None else None
-    add_service(registry_pb2_grpc.add_KernelRegistryServiceServicer_to_server, servicer, server, auth)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    audit = AuditLog(config.data_dir)
+    add_service(registry_pb2_grpc.add_KernelRegistryServiceServicer_to_server, servicer, server, auth, audit)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     if config.tls is not None:
         port = server.add_secure_port(config.listen, config.tls.credentials())
@@ -127,7 +132,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
         "mutual TLS" if config.tls and config.tls.client_ca else "TLS" if config.tls else "plaintext",
         f"auth from {config.auth_file}" if auth else "no auth", config.data_dir,
     )
-    return RunningServer(server, port, registry, health_servicer, store, reaper)
+    return RunningServer(server, port, registry, health_servicer, store, reaper, audit)
 
 
 async def serve(config: ServerConfig, on_ready: Callable[[RunningServer], None] | None = None) -> None:

@@ -191,7 +191,8 @@ class Provider:
         """Resolve `operators` (default: the model's profile, kreg.profiles) in one manifest
         request, fetch their blobs in parallel, and load each served artifact now, so that a
         serving host's first calls fetch, load and compile nothing. Returns each key's
-        standing, in order; keys already loaded are kept. Without a reachable registry each
+        standing, in order; keys already loaded are kept unless the manifest now serves
+        another artifact (or none: retracted), which is then loaded (or dropped). Without a reachable registry each
         key falls back as a call would (the lockfile's pin, else the reference)."""
         from kreg.errors import KregError
         from kreg.ops.loaded import needed_blobs
@@ -200,6 +201,13 @@ class Provider:
         specs = tuple(operators) if operators is not None else profile(self.model)
         keys = [self.key_for(spec) for spec in specs]
         answers = self._resolve_manifest(keys)
+        # A key whose served artifact changed (retracted, replaced) since it was loaded is
+        # loaded again: a manifest is how a long-running host learns of a retraction.
+        with self._lock:
+            for key, (resolution, transient) in answers.items():
+                kept = self._entries.get(key)
+                if kept is not None and not transient and _served(kept.resolution) != _served(resolution):
+                    del self._entries[key]
         fetched: dict[Digest, bytes] = {}
         if self.client is not None:
             artifacts = [r.artifact for r, _ in answers.values() if r.artifact is not None]
@@ -315,6 +323,14 @@ class Provider:
                 return
             self._warned.add(token)
         log.warning("%s runs the reference: %s", token[0], decision.reason)
+
+
+def _served(resolution: Resolution | None) -> tuple[object, ...]:
+    """What a resolution serves: a retraction keeps the artifact (to explain) but changes this."""
+    if resolution is None:
+        return ()
+    artifact = resolution.artifact
+    return (resolution.kind, artifact.artifact_id if artifact else "", artifact.state if artifact else None)
 
 
 def _tensors(inputs: Mapping[str, Any]) -> list[Any]:
