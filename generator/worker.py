@@ -20,6 +20,7 @@ from kreg.client import Client
 from kreg.errors import FailedPrecondition, KregError
 from kreg.model import Capability, Job, WorkerInfo
 from kreg.runtime import local_toolchain
+from kreg.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class WorkerConfig:
     poll_s: float = 10.0
     use_device: bool = True
     settings: GenerationSettings = field(default_factory=GenerationSettings)
+    # What the worker signs its artifacts with (kreg.signing; default: KREG_SIGNING_KEY).
+    signing_key: SigningKey | None = field(default_factory=SigningKey.from_env)
 
     def __post_init__(self) -> None:
         if self.lease_s < 3:
@@ -96,7 +99,8 @@ def process(client: Client, job: Job, evaluators: Evaluators, config: WorkerConf
         client.fail_job(job.job_id, job.lease_id, reason=outcome.summary, retryable=False, candidates=outcome.candidates)
         log.info("job %s failed: %s", job.job_id[:12], outcome.summary)
         return
-    stored = client.complete_job(job.job_id, job.lease_id, outcome.artifact, outcome.blobs, outcome.candidates)
+    artifact = config.signing_key.sign(outcome.artifact) if config.signing_key is not None else outcome.artifact
+    stored = client.complete_job(job.job_id, job.lease_id, artifact, outcome.blobs, outcome.candidates)
     log.info("job %s published %s: %s", job.job_id[:12], stored.artifact_id[:12], outcome.summary)
 
 

@@ -39,15 +39,20 @@ def _start(data: Path, address: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    with Client(address, timeout_s=2, read_retries=0, credentials=Credentials()) as client:
-        while True:
-            try:
-                client.list_kernels()
-                return proc
-            except Unavailable:
-                assert proc.poll() is None, f"the server exited with {proc.returncode} on start"
-                assert time.monotonic() < deadline, "the server did not come up within 60 s"
-                time.sleep(0.05)
+    try:
+        with Client(address, timeout_s=2, read_retries=0, credentials=Credentials()) as client:
+            while True:
+                try:
+                    client.list_kernels()
+                    return proc
+                except Unavailable:
+                    assert proc.poll() is None, f"the server exited with {proc.returncode} on start"
+                    assert time.monotonic() < deadline, "the server did not come up within 60 s"
+                    time.sleep(0.05)
+    except BaseException:
+        proc.kill()  # never leave a server behind a failed start
+        proc.wait()
+        raise
 
 
 class Acknowledged:
@@ -95,23 +100,28 @@ def test_acknowledged_writes_survive_sigkill_and_jobs_complete_after(tmp_path: P
     rng = random.Random(7)
     for round_ in range(ROUNDS):
         proc = _start(data, address)
-        with Client(address, timeout_s=10, credentials=Credentials()) as check:
-            with seen.lock:
-                artifacts, jobs = set(seen.artifacts), set(seen.jobs)
-            for artifact_id in artifacts:
-                assert check.describe_kernel(artifact_id)[0].artifact_id == artifact_id, f"round {round_}: lost {artifact_id}"
-            for job_id in jobs:
-                check.get_job(job_id)  # NotFound would fail the test
-        stop = threading.Event()
-        threads = [threading.Thread(target=_traffic, args=(address, stop, seen, round_ * 10 + i)) for i in range(4)]
-        for t in threads:
-            t.start()
-        time.sleep(rng.uniform(0.2, 0.8))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
+        try:
+            with Client(address, timeout_s=10, credentials=Credentials()) as check:
+                with seen.lock:
+                    artifacts, jobs = set(seen.artifacts), set(seen.jobs)
+                for artifact_id in artifacts:
+                    assert check.describe_kernel(artifact_id)[0].artifact_id == artifact_id, f"round {round_}: lost {artifact_id}"
+                for job_id in jobs:
+                    check.get_job(job_id)  # NotFound would fail the test
+            stop = threading.Event()
+            threads = [threading.Thread(target=_traffic, args=(address, stop, seen, round_ * 10 + i)) for i in range(4)]
+            for t in threads:
+                t.start()
+            time.sleep(rng.uniform(0.2, 0.8))
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        finally:
+            if proc.poll() is None:  # a failed check: leave no server behind
+                proc.kill()
+                proc.wait()
     assert len(seen.artifacts) > ROUNDS and len(seen.jobs) > ROUNDS and seen.completed
 
     # After the last restart: abandoned leases expire, and a worker finishes every job.
@@ -131,6 +141,11 @@ def test_acknowledged_writes_survive_sigkill_and_jobs_complete_after(tmp_path: P
         assert len(unfinished) < len(states)
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
     with Store.open(data) as store:
         assert store.check() == []

@@ -146,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_handler("write", "publish"))
 
+    p = sub.add_parser("keygen", help="make an ed25519 signing key (PATH, 0600) and its public key (PATH.pub)")
+    p.add_argument("path")
+    p.set_defaults(func=_handler("write", "keygen"))
+
     p = sub.add_parser("retract", help="quarantine a kernel fleet-wide")
     p.add_argument("artifact_id")
     p.add_argument("--reason", required=True)

@@ -120,3 +120,12 @@ def warm(args: argparse.Namespace) -> int:
     if jobs:
         print_table(JOB_HEADERS, [job_row(j) for j in jobs])
     return 0
+
+
+def keygen(args: argparse.Namespace) -> int:
+    from kreg.signing import generate
+
+    public, key_id = generate(Path(args.path))
+    print(f"signing key {args.path} (keep it secret), public key {public}, key id {key_id}")
+    print(f"workers: KREG_SIGNING_KEY={args.path}   serving hosts: KREG_TRUSTED_KEYS={public}")
+    return 0

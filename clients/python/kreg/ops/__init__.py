@@ -75,6 +75,7 @@ def configure(
     cache_dir: Path | str | None = None,
     runtime_toolchain: Toolchain | None = None,
     retry_after_s: float = 60.0,
+    trusted_keys: Sequence[Path | str] | None = None,
 ) -> Provider:
     """Serve kreg.ops from the registry for this host kind; replaces any earlier provider.
 
@@ -84,6 +85,9 @@ def configure(
     when built by `runtime_toolchain` (default: the client's runtime, else the lockfile's, else
     this host's installed triton for `platform`). A client that declares no toolchain is given
     that one, so the registry can answer with binaries.
+    With `trusted_keys` (public key files; default: KREG_TRUSTED_KEYS), an artifact loads
+    only when one of them signed it (kreg.signing); a refused one is counted in
+    `Provider.refusals` and the key falls back to its lockfile pin, else the reference.
     A malformed lockfile raises InvalidArgument here, at start, not at the first call.
     """
     from dataclasses import replace
@@ -91,6 +95,7 @@ def configure(
     from kreg.cache import BlobCache
     from kreg.runtime import local_toolchain
     from kreg.keys import KernelKey
+    from kreg.signing import TrustedKeys
     from kreg.ops.provider import Provider, open_lockfile
 
     KernelKey(platform, arch, model, OperatorSpec("jagged_sum", 1))  # validates the host kind now
@@ -110,6 +115,7 @@ def configure(
         cache=BlobCache(cache_dir) if cache_dir is not None else None,
         runtime_toolchain=runtime_toolchain,
         retry_after_s=retry_after_s,
+        trusted=TrustedKeys.load([Path(p) for p in trusted_keys]) if trusted_keys is not None else TrustedKeys.from_env(),
     )
     global _PROVIDER
     with _CONFIGURE_LOCK:

@@ -27,6 +27,7 @@ from kreg.keys import KernelKey, OperatorSpec
 from kreg.model import Digest, Resolution, ResolutionKind, Toolchain
 
 if TYPE_CHECKING:
+    from kreg.signing import TrustedKeys
     from kreg.cache import BlobCache
     from kreg.client import Client
     from kreg.lockfile import Lockfile
@@ -90,6 +91,10 @@ class Provider:
     cache: BlobCache | None = None
     runtime_toolchain: Toolchain | None = None
     retry_after_s: float = 60.0
+    # Keys whose artifacts must be signed by one of these to load (kreg.signing); None: any.
+    trusted: TrustedKeys | None = None
+    # (key, artifact id, why) of every artifact refused for its signature, oldest first.
+    refusals: list[tuple[KernelKey, str, str]] = field(default_factory=list)
     _entries: dict[KernelKey, _Entry] = field(default_factory=dict, repr=False)
     _key_locks: dict[KernelKey, threading.Lock] = field(default_factory=dict, repr=False)
     _decisions: dict[KernelKey | str, Decision] = field(default_factory=dict, repr=False)
@@ -256,6 +261,14 @@ class Provider:
         if resolution.kind is ResolutionKind.REFERENCE or resolution.artifact is None:
             return _Entry(resolution, None, Decision(operator, "reference", resolution.reason, key), retry_at)
         artifact = resolution.artifact
+        refused = self._refused(key, artifact)
+        if refused is not None:
+            # The next resolution: the lockfile's pin, when it names another artifact we trust.
+            pinned = self.lockfile.lookup(key) if self.lockfile is not None else None
+            if pinned is None or pinned.artifact is None or pinned.artifact.artifact_id == artifact.artifact_id or self._refused(key, pinned.artifact):
+                why = f"artifact {artifact.artifact_id[:12]} refused: {refused}"
+                return _Entry(resolution, None, Decision(operator, "reference", why, key, artifact.artifact_id), retry_at)
+            resolution, artifact = pinned, pinned.artifact
         try:
             loaded = load_artifact(artifact, fetch, self.runtime_toolchain)
         except (LoadError, SourceError) as e:
@@ -294,6 +307,21 @@ class Provider:
             except KregError as e:
                 unreachable = f"registry unreachable ({type(e).__name__}: {e})"
         return {key: self._without_registry(key, unreachable) for key in keys}
+
+    def _refused(self, key: KernelKey, artifact: Any) -> str | None:
+        """Why `artifact` must not load here (None: it may), counted and logged when refused."""
+        if self.trusted is None:
+            return None
+        from kreg.signing import UntrustedArtifact
+
+        try:
+            self.trusted.verify(artifact)
+        except UntrustedArtifact as e:
+            with self._lock:
+                self.refusals.append((key, artifact.artifact_id, str(e)))
+            log.warning("%s: refused artifact %s: %s", key, artifact.artifact_id[:12], e)
+            return str(e)
+        return None
 
     def _without_registry(self, key: KernelKey, unreachable: str) -> tuple[Resolution, bool]:
         if self.lockfile is not None:
