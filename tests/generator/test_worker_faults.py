@@ -87,3 +87,25 @@ def test_unknown_operator_fails_the_job_naming_the_known_ones(server, evaluators
         process(client, job, evaluators, config)
         done, _ = client.get_job(job.job_id)
     assert done.state is JobState.FAILED and "no template for no_such_op@1" in done.last_error and "jagged_sum@1" in done.last_error
+
+
+def test_a_worker_with_a_signing_key_signs_what_it_publishes(server, evaluators: Evaluators, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kreg.signing import SigningKey, TrustedKeys, generate
+
+    public, _ = generate(tmp_path / "worker.pem")
+    key = KernelKey.parse("cpu/x86_64/signed/jagged_sum@1{D=8,dtype=fp32}")
+    config = WorkerConfig(
+        registry=server.address,
+        settings=GenerationSettings(interpreted_budget=SearchBudget(max_candidates=1, draft=1, plateau=0)),
+        signing_key=SigningKey.load(tmp_path / "worker.pem"),
+    )
+    with Client(server.address, timeout_s=10) as client:
+        client.get_kernel(key)
+        job = client.lease_job(worker_info(config, evaluators), wait_s=2, lease_s=60)
+        assert job is not None and job.key == key
+        process(client, job, evaluators, config)
+        done, _ = client.get_job(job.job_id)
+        (published,) = client.describe_kernel(key)
+    assert done.state is JobState.SUCCEEDED, done.last_error
+    assert published.signature is not None and published.signature.key_id == config.signing_key.key_id  # type: ignore[union-attr]
+    TrustedKeys.load([public]).verify(published)
