@@ -139,3 +139,24 @@ def test_a_tampered_record_is_refused(keys, tmp_path: Path) -> None:  # type: ig
         kreg.ops.reset()
     assert decision.path == "reference" and "record was altered" in decision.reason
     assert len(provider.refusals) == 1
+
+
+def test_a_tampered_blob_is_refused_and_counted(server, keys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Bytes that no longer match their digest (a flipped bit on the registry's disk) never load."""
+    signer, public = keys["current"]
+    artifact_id, _ = _published(server.address, signer, tmp_path)
+    with Client(server.address, timeout_s=5, credentials=Credentials()) as client:
+        (stored,) = client.describe_kernel(artifact_id)
+    binary = stored.kernels[0].binary
+    assert binary is not None
+    server.running.store._env.write(lambda txn: txn.put(txn.dbs.blobs, binary.sha256.encode(), b"\x7fELF not the kernel"))
+    with Client(server.address, timeout_s=5, runtime=Runtime(TRITON_36), credentials=Credentials()) as client:
+        provider = kreg.ops.configure(
+            client, model=KEY.model, platform=KEY.platform, arch=KEY.arch, trusted_keys=[public],
+        )
+        try:
+            (decision,) = provider.preload([KEY.operator])
+        finally:
+            kreg.ops.reset()
+    assert decision.path == "reference" and "DataLoss" in decision.reason
+    assert [(a, "corrupt" in why or "match" in why) for _, a, why in provider.refusals] == [(artifact_id, True)]

@@ -93,7 +93,8 @@ class Provider:
     retry_after_s: float = 60.0
     # Keys whose artifacts must be signed by one of these to load (kreg.signing); None: any.
     trusted: TrustedKeys | None = None
-    # (key, artifact id, why) of every artifact refused for its signature, oldest first.
+    # (key, artifact id, why) of every artifact refused, oldest first: its signature did not
+    # hold, or a blob's bytes did not match their digest.
     refusals: list[tuple[KernelKey, str, str]] = field(default_factory=list)
     _entries: dict[KernelKey, _Entry] = field(default_factory=dict, repr=False)
     _key_locks: dict[KernelKey, threading.Lock] = field(default_factory=dict, repr=False)
@@ -251,7 +252,7 @@ class Provider:
         return entry
 
     def _load(self, key: KernelKey, resolved: tuple[Resolution, bool], fetch: Callable[[Digest], bytes]) -> _Entry:
-        from kreg.errors import DeadlineExceeded, KregError, Unavailable
+        from kreg.errors import DataLoss, DeadlineExceeded, KregError, Unavailable
         from kreg.loader import LoadError, SourceError
         from kreg.ops.loaded import load_artifact
 
@@ -276,6 +277,8 @@ class Provider:
             return _Entry(resolution, None, Decision(operator, "reference", why, key, artifact.artifact_id), retry_at)
         except KregError as e:
             why = f"fetching artifact {artifact.artifact_id[:12]} failed: {type(e).__name__}: {e}"
+            if isinstance(e, DataLoss):  # bytes that do not match their digest: a tampered or corrupt blob
+                self._refuse(key, artifact.artifact_id, str(e))
             again = isinstance(e, (Unavailable, DeadlineExceeded))
             return _Entry(resolution, None, Decision(operator, "reference", why, key, artifact.artifact_id),
                           time.monotonic() + self.retry_after_s if again else retry_at)
@@ -317,11 +320,14 @@ class Provider:
         try:
             self.trusted.verify(artifact)
         except UntrustedArtifact as e:
-            with self._lock:
-                self.refusals.append((key, artifact.artifact_id, str(e)))
-            log.warning("%s: refused artifact %s: %s", key, artifact.artifact_id[:12], e)
+            self._refuse(key, artifact.artifact_id, str(e))
             return str(e)
         return None
+
+    def _refuse(self, key: KernelKey, artifact_id: str, why: str) -> None:
+        with self._lock:
+            self.refusals.append((key, artifact_id, why))
+        log.warning("%s: refused artifact %s: %s", key, artifact_id[:12], why)
 
     def _without_registry(self, key: KernelKey, unreachable: str) -> tuple[Resolution, bool]:
         if self.lockfile is not None:
