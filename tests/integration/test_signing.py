@@ -160,3 +160,17 @@ def test_a_tampered_blob_is_refused_and_counted(server, keys, tmp_path: Path) ->
             kreg.ops.reset()
     assert decision.path == "reference" and "DataLoss" in decision.reason
     assert [(a, "corrupt" in why or "match" in why) for _, a, why in provider.refusals] == [(artifact_id, True)]
+
+
+def test_a_tampered_blob_falls_back_to_the_lockfiles_pin(server, keys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    signer, public = keys["current"]
+    pinned_id, lockfile = _published(server.address, signer, tmp_path, lock=True)
+    newer, blobs = make_artifact(median_ms=0.01)
+    with Client(server.address, timeout_s=5, credentials=Credentials()) as client:
+        served = client.publish(signer.sign(newer), blobs)
+    binary = served.kernels[0].binary
+    assert binary is not None
+    server.running.store._env.write(lambda txn: txn.put(txn.dbs.blobs, binary.sha256.encode(), b"flipped bits"))
+    decision, refusals = _decide(server.address, [public], lockfile)
+    assert [a for _, a, _ in refusals] == [served.artifact_id]
+    assert decision.artifact_id == pinned_id and "refused" not in decision.reason

@@ -252,38 +252,49 @@ class Provider:
         return entry
 
     def _load(self, key: KernelKey, resolved: tuple[Resolution, bool], fetch: Callable[[Digest], bytes]) -> _Entry:
+        resolution, transient = resolved
+        retry_at = time.monotonic() + self.retry_after_s if transient else None
+        if resolution.kind is ResolutionKind.REFERENCE or resolution.artifact is None:
+            return _Entry(resolution, None, Decision(str(key.operator), "reference", resolution.reason, key), retry_at)
+        entry, refused = self._load_artifact(key, resolution, fetch, retry_at)
+        if not refused:
+            return entry
+        # Refused (untrusted, or a blob that is not what its digest says): the next resolution
+        # is the lockfile's pin, when it names another artifact.
+        pinned = self.lockfile.lookup(key) if self.lockfile is not None else None
+        if pinned is None or pinned.artifact is None or pinned.artifact.artifact_id == resolution.artifact.artifact_id:
+            return entry
+        return self._load_artifact(key, pinned, fetch, retry_at)[0]
+
+    def _load_artifact(
+        self, key: KernelKey, resolution: Resolution, fetch: Callable[[Digest], bytes], retry_at: float | None
+    ) -> tuple[_Entry, bool]:
+        """The key's entry for `resolution`'s artifact, and whether the artifact was refused."""
         from kreg.errors import DataLoss, DeadlineExceeded, KregError, Unavailable
         from kreg.loader import LoadError, SourceError
         from kreg.ops.loaded import load_artifact
 
-        operator = str(key.operator)
-        resolution, transient = resolved
-        retry_at = time.monotonic() + self.retry_after_s if transient else None
-        if resolution.kind is ResolutionKind.REFERENCE or resolution.artifact is None:
-            return _Entry(resolution, None, Decision(operator, "reference", resolution.reason, key), retry_at)
-        artifact = resolution.artifact
+        operator, artifact = str(key.operator), resolution.artifact
+        assert artifact is not None
+
+        def reference(why: str, retry: float | None = retry_at) -> _Entry:
+            return _Entry(resolution, None, Decision(operator, "reference", why, key, artifact.artifact_id), retry)
+
         refused = self._refused(key, artifact)
         if refused is not None:
-            # The next resolution: the lockfile's pin, when it names another artifact we trust.
-            pinned = self.lockfile.lookup(key) if self.lockfile is not None else None
-            if pinned is None or pinned.artifact is None or pinned.artifact.artifact_id == artifact.artifact_id or self._refused(key, pinned.artifact):
-                why = f"artifact {artifact.artifact_id[:12]} refused: {refused}"
-                return _Entry(resolution, None, Decision(operator, "reference", why, key, artifact.artifact_id), retry_at)
-            resolution, artifact = pinned, pinned.artifact
+            return reference(f"artifact {artifact.artifact_id[:12]} refused: {refused}"), True
         try:
             loaded = load_artifact(artifact, fetch, self.runtime_toolchain)
         except (LoadError, SourceError) as e:
-            why = f"{resolution.kind.name.lower()} artifact {artifact.artifact_id[:12]} did not load: {e}"
-            return _Entry(resolution, None, Decision(operator, "reference", why, key, artifact.artifact_id), retry_at)
+            return reference(f"{resolution.kind.name.lower()} artifact {artifact.artifact_id[:12]} did not load: {e}"), False
         except KregError as e:
             why = f"fetching artifact {artifact.artifact_id[:12]} failed: {type(e).__name__}: {e}"
             if isinstance(e, DataLoss):  # bytes that do not match their digest: a tampered or corrupt blob
                 self._refuse(key, artifact.artifact_id, str(e))
+                return reference(why), True
             again = isinstance(e, (Unavailable, DeadlineExceeded))
-            return _Entry(resolution, None, Decision(operator, "reference", why, key, artifact.artifact_id),
-                          time.monotonic() + self.retry_after_s if again else retry_at)
-        why = f"{resolution.reason}"
-        return _Entry(resolution, loaded, Decision(operator, loaded.path, why, key, artifact.artifact_id), retry_at)
+            return reference(why, time.monotonic() + self.retry_after_s if again else retry_at), False
+        return _Entry(resolution, loaded, Decision(operator, loaded.path, resolution.reason, key, artifact.artifact_id), retry_at), False
 
     def _resolve(self, key: KernelKey) -> tuple[Resolution, bool]:
         """(resolution, transient): the registry's answer, else the lockfile's pin, else a
