@@ -53,6 +53,15 @@ class RegistryLimits:
     max_lease_s: float = 3600.0
     reap_interval_s: float = 1.0
     max_manifest_operators: int = 1000
+    max_request_keys: int = 1000
+    max_tuning_shapes: int = 64
+    max_candidates: int = 10_000  # records per CompleteJob / FailJob
+    max_reason_chars: int = 8192  # a failure's or retraction's reason
+
+
+def _at_most(what: str, count: int, limit: int) -> None:
+    if count > limit:
+        raise InvalidArgument(f"{what}: {count} > limit {limit}")
 
 
 @dataclass(frozen=True)
@@ -200,6 +209,7 @@ class Registry:
     async def retract(self, artifact_id: str, reason: str) -> Artifact:
         if not reason:
             raise InvalidArgument("reason: say why the kernel is retracted (it is kept in the audit trail)")
+        _at_most("reason (characters)", len(reason), self._limits.max_reason_chars)
         artifact = await self._write(self._store.retract, artifact_id, reason, now=time.time())
         self._notifier.notify_key(artifact.key.key_id)
         return artifact
@@ -223,6 +233,8 @@ class Registry:
         """Queue generation for `keys`; with `toolchain`, jobs only a worker with exactly that
         toolchain leases, so a caller that got only source can get a binary it can load.
         Without `tuning_shapes` a key of a profiled model is tuned on its profile's shapes."""
+        _at_most("keys", len(keys), self._limits.max_request_keys)
+        _at_most("tuning_shapes", len(tuning_shapes), self._limits.max_tuning_shapes)
         jobs = []
         for key in keys:
             if not force and any(_serves(a, toolchain) for a in self._store.variants(key)):
@@ -274,6 +286,7 @@ class Registry:
     async def complete_job(
         self, job_id: str, lease_id: str, artifact: Artifact, blobs: Sequence[BlobData], candidates: Sequence[CandidateRecord]
     ) -> Artifact:
+        _at_most("candidates", len(candidates), self._limits.max_candidates)
         job = self._store.get_job(job_id)
         if artifact.key != job.key:
             raise InvalidArgument(f"artifact.key {artifact.key} differs from job {job_id}'s key {job.key}")
@@ -288,6 +301,8 @@ class Registry:
     async def fail_job(self, job_id: str, lease_id: str, reason: str, retryable: bool, candidates: Sequence[CandidateRecord]) -> Job:
         if not reason:
             raise InvalidArgument("reason: say why the job failed")
+        _at_most("reason (characters)", len(reason), self._limits.max_reason_chars)
+        _at_most("candidates", len(candidates), self._limits.max_candidates)
         job = await self._write(
             self._store.fail, job_id, lease_id, reason=reason, retryable=retryable, candidates=tuple(candidates), now=time.time()
         )

@@ -226,5 +226,5 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
     # ------------------------------------------------------------ admin
 
     async def RetractKernel(self, request: pb.RetractKernelRequest, context: grpc.aio.ServicerContext) -> pb.RetractKernelResponse:
-        artifact = await self._registry.retract(_id(request.artifact_id, "artifact_id"), request.reason[:1000])
+        artifact = await self._registry.retract(_id(request.artifact_id, "artifact_id"), request.reason)
         return pb.RetractKernelResponse(artifact=cv.artifact_to_proto(artifact))

@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from conftest import start_test_server
-from integration.factories import make_artifact
+from integration.factories import KEY, make_artifact
 from kreg import convert as cv
 from kreg.client import Client
 from kreg.errors import InvalidArgument, NotFound, ResourceExhausted
@@ -165,3 +165,18 @@ def test_no_rpc_answers_unknown_for_empty_requests(server) -> None:
                 except grpc.RpcError as e:
                     code = e.code()
             assert code not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL), f"{method.name} answered {code}"
+
+
+def test_lists_and_texts_in_write_requests_are_bounded(server) -> None:
+    from registry.core import RegistryLimits
+
+    limits = RegistryLimits()
+    keys = [KEY.with_model(f"m{i}") for i in range(limits.max_request_keys + 1)]
+    artifact, blobs = make_artifact()
+    with Client(server.address, timeout_s=10) as client:
+        with pytest.raises(InvalidArgument, match=rf"keys: {len(keys)} > limit {limits.max_request_keys}"):
+            client.request_generation(keys)
+        published = client.publish(artifact, blobs)
+        with pytest.raises(InvalidArgument, match="reason \\(characters\\)"):
+            client.retract(published.artifact_id, "x" * (limits.max_reason_chars + 1))
+        assert client.describe_kernel(published.artifact_id)[0].state.name == "ACTIVE"  # nothing was retracted
