@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import logging
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,24 +93,11 @@ class TokenTable:
     def parse(cls, lines: Sequence[str], origin: str = "auth file") -> TokenTable:
         entries: list[tuple[bytes, Principal]] = []
         seen: set[bytes] = set()
-        for number, line in enumerate(lines, 1):
-            fields = line.split("#", 1)[0].split()
-            if not fields:
-                continue
-            if len(fields) not in (2, 3):
-                raise InvalidArgument(f"{origin}:{number}: want 'ROLE TOKEN [NAME]', got {len(fields)} fields")
-            role_name, token = fields[0], fields[1]
-            try:
-                role = Role[role_name.upper()]
-            except KeyError:
-                raise InvalidArgument(f"{origin}:{number}: role {role_name!r} is not one of reader, worker, admin") from None
-            if len(token) < MIN_TOKEN_CHARS:
-                raise InvalidArgument(f"{origin}:{number}: a token needs at least {MIN_TOKEN_CHARS} characters")
+        for number, role, token, name in _lines(lines, origin):
             digest = hashlib.sha256(token.encode()).digest()
             if digest in seen:
                 raise InvalidArgument(f"{origin}:{number}: this token is listed twice")
             seen.add(digest)
-            name = fields[2] if len(fields) == 3 else f"{role.name.lower()}@{origin}:{number}"
             entries.append((digest, Principal(role, name)))
         if not entries:
             raise InvalidArgument(f"{origin}: no tokens (an empty auth file would lock everyone out)")
@@ -148,11 +135,25 @@ class TokenTable:
 def first_token(path: Path, role: Role) -> str | None:
     """The first token of `role` or above in a token file: what `kreg serve` hands its
     embedded workers."""
-    for line in path.read_text().splitlines():
+    return next((token for _, r, token, _ in _lines(path.read_text().splitlines(), str(path)) if r >= role), None)
+
+
+def _lines(lines: Sequence[str], origin: str) -> Iterator[tuple[int, Role, str, str]]:
+    """(line number, role, token, name) of each entry; InvalidArgument names a bad line."""
+    for number, line in enumerate(lines, 1):
         fields = line.split("#", 1)[0].split()
-        if len(fields) >= 2 and fields[0].upper() in Role.__members__ and Role[fields[0].upper()] >= role:
-            return fields[1]
-    return None
+        if not fields:
+            continue
+        if len(fields) not in (2, 3):
+            raise InvalidArgument(f"{origin}:{number}: want 'ROLE TOKEN [NAME]', got {len(fields)} fields")
+        role_name, token = fields[0], fields[1]
+        try:
+            role = Role[role_name.upper()]
+        except KeyError:
+            raise InvalidArgument(f"{origin}:{number}: role {role_name!r} is not one of reader, worker, admin") from None
+        if len(token) < MIN_TOKEN_CHARS:
+            raise InvalidArgument(f"{origin}:{number}: a token needs at least {MIN_TOKEN_CHARS} characters")
+        yield number, role, token, fields[2] if len(fields) == 3 else f"{role.name.lower()}@{origin}:{number}"
 
 
 def _bearer(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:

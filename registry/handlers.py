@@ -97,7 +97,6 @@ def _wrap(
     serializer = None if getattr(inner_fn, "serialised_reply", False) else _bytes_or(handler.response_serializer)
     if handler.unary_unary is not None:
         inner = handler.unary_unary
-
         audited = audit is not None and METHOD_ROLES.get(name, Role.ADMIN) >= Role.WORKER
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:

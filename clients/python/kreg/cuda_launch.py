@@ -229,11 +229,11 @@ class CudaKernel:
 
         if len(args) != len(self._marshal):
             raise TypeError(f"{self.name} takes {len(self._marshal)} runtime arguments, got {len(args)}")
-        values = [marshal(arg) for marshal, arg in zip(self._marshal, args)] + self._scratch
-        pointers = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
         x, y, z = (tuple(grid) + (1, 1, 1))[:3]
         if x * y * z == 0:
             return
+        values = [marshal(arg) for marshal, arg in zip(self._marshal, args)] + self._scratch
+        pointers = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
         lib = self._lib
         _current_context(lib, self.device_index)
         stream = ctypes.c_void_p(torch.cuda.current_stream(self.device_index).cuda_stream)
