@@ -27,6 +27,9 @@ Writes one row per model: {model, n_kernels, registry_s, jit_s, autotune_s, torc
 per_kernel_ms, device, torch, triton, date} plus each phase's per-op breakdown. A phase cut
 short by `--deadline-s` reports the ops it finished and `complete: false`; its total is null.
 Rows already in `--out` are updated phase by phase, so the phases can run in separate calls.
+
+`--profile DIR` runs one more registry child per model under cProfile (not counted: the
+profiler slows what it watches) and writes where its time went to DIR/registry-<model>.txt.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import cProfile
 import datetime
 import importlib.metadata
 import json
 import os
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -67,6 +72,7 @@ def main() -> int:
     parser.add_argument("--registry", help=argparse.SUPPRESS)
     parser.add_argument("--stop-at", type=float, help=argparse.SUPPRESS)  # time.time() past which a child starts no op
     parser.add_argument("--wait-pids", nargs="*", type=int, default=[], help="after the set-up, measure only once these processes have exited")
+    parser.add_argument("--profile", type=Path, help="also profile one registry child per model, writing DIR/registry-<model>.txt")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(CHILDREN[args.child](args.model, args.registry, args.stop_at)), flush=True)
@@ -97,6 +103,9 @@ def main() -> int:
                 row.update(result["versions"])
                 _write(args.out, rows)
                 print(f"  {_summary(result)}", flush=True)
+                if phase == "registry" and args.profile:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    _child(phase, model, address, stop_at, profile=args.profile / f"registry-{model}.txt")
     _print_table(rows)
     return 0
 
@@ -157,13 +166,14 @@ def _running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def _child(phase: str, model: str, address: str | None, stop_at: float) -> dict[str, Any]:
+def _child(phase: str, model: str, address: str | None, stop_at: float, profile: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cold-") as caches:
         env = {
             **os.environ,
             "TRITON_CACHE_DIR": f"{caches}/triton",
             "TORCHINDUCTOR_CACHE_DIR": f"{caches}/inductor",
             "KREG_BENCH_NODE_CACHE": f"{caches}/node",
+            **({"KREG_BENCH_PROFILE": str(profile)} if profile else {}),
         }
         cmd = [sys.executable, str(HERE), "--out", "-", "--child", phase, "--model", model, "--stop-at", str(stop_at)]
         if address:
@@ -248,11 +258,18 @@ def registry_child(model: str, address: str, stop_at: float) -> dict[str, Any]:
     platform, arch = _platform_arch()
     # The serving host's node cache starts empty: every blob is streamed and written there.
     client = Client(address, timeout_s=60, cache_dir=os.environ["KREG_BENCH_NODE_CACHE"])
+    profiler = cProfile.Profile() if "KREG_BENCH_PROFILE" in os.environ else None
     t0 = time.perf_counter()
-    provider = kreg.ops.configure(client, model=model, platform=platform, arch=arch)
-    decisions = provider.preload()
-    torch.cuda.synchronize()
+    with profiler or contextlib.nullcontext():
+        provider = kreg.ops.configure(client, model=model, platform=platform, arch=arch)
+        decisions = provider.preload()
+        torch.cuda.synchronize()
     total_s = time.perf_counter() - t0
+    if profiler is not None:
+        with open(os.environ["KREG_BENCH_PROFILE"], "w") as out:
+            out.write(f"{model}: {total_s * 1e3:.1f} ms under the profiler\n")
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
     from generator.operators.base import compare
 
     ops = []

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kreg.cuda_launch import CudaError, CudaKernel, unsupported
 from kreg.model import LaunchParam
+from kreg.runtime import installed_triton
 
 if TYPE_CHECKING:
     from triton.compiler import CompiledKernel
@@ -44,8 +45,6 @@ def read_metadata(metadata_json: bytes) -> dict[str, Any]:
     the Triton version that built a binary may load it (the metadata's fields and the
     launchers' calling convention change between versions). Read from package metadata, so
     checking imports no triton."""
-    import importlib.metadata
-
     try:
         metadata: dict[str, Any] = json.loads(metadata_json)
         backend, built_with = metadata["target"]["backend"], metadata["triton_version"]
@@ -54,10 +53,7 @@ def read_metadata(metadata_json: bytes) -> dict[str, Any]:
             raise KeyError(", ".join(sorted(missing)))
     except (ValueError, KeyError, TypeError) as e:
         raise LoadError(f"metadata is not Triton kernel metadata: {e!r}") from None
-    try:
-        here = importlib.metadata.version("triton")
-    except importlib.metadata.PackageNotFoundError:
-        here = "none"
+    here = installed_triton() or "none"
     if built_with != here:
         raise LoadError(f"binary was built by triton {built_with}; this host has triton {here}")
     if backend not in BINARY_FORMATS:
