@@ -51,6 +51,7 @@ METHOD_ROLES: dict[str, Role] = {
     "DescribeKernel": Role.READER,
     "GetJob": Role.READER,
     "ListJobs": Role.READER,
+    "ListWorkers": Role.READER,
     "RequestGeneration": Role.WORKER,
     "LeaseJob": Role.WORKER,
     "RenewLease": Role.WORKER,

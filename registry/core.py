@@ -12,7 +12,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import AsyncIterator, Callable, Sequence, TypeVar
+from typing import AsyncIterator, Callable, Iterator, Sequence, TypeVar
 
 from kreg.errors import FailedPrecondition, InvalidArgument
 from kreg.keys import KernelKey, OperatorSpec
@@ -31,12 +31,14 @@ from kreg.model import (
     Toolchain,
     TuningShape,
     WorkerInfo,
+    WorkerStatus,
 )
 from kreg.resolve import resolve
 from registry import metrics
 from registry.notify import Notifier, wait_for
-from registry.store import JobCompletion, KeyState, Store
+from registry.store import JobCompletion, KeyState, Store, StoreStats
 from registry.store.until_write import UntilWrite
+from registry.workers import WorkerRoster
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,6 +59,9 @@ class RegistryLimits:
     max_tuning_shapes: int = 64
     max_candidates: int = 10_000  # records per CompleteJob / FailJob
     max_reason_chars: int = 8192  # a failure's or retraction's reason
+    # How long a worker counts as live past the end of its poll or lease (the gap before its
+    # next call): what decides that a queued job has no worker (registry.workers).
+    worker_grace_s: float = 15.0
 
 
 def _at_most(what: str, count: int, limit: int) -> None:
@@ -77,6 +82,7 @@ class Registry:
         self._notifier = Notifier()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmdb-writer")
         self._draining = False
+        self._roster = WorkerRoster(limits.worker_grace_s, started_at=time.time())
         # Answers of the read path, kept until the store's next write (registry.store.until_write).
         self._resolved: UntilWrite[tuple[KernelKey, Toolchain | None, bool], tuple[KeyState, Resolution]] = UntilWrite(
             lambda: store.generation
@@ -114,7 +120,7 @@ class Registry:
         since = self._resolved.since()
         cached = self._resolved.get((key, runtime.toolchain, queue))
         if cached is not None and cached[0] is state:
-            metrics.RESOLVED[cached[1].kind].inc()
+            metrics.count_resolutions((metrics.resolution_outcome(cached[1]),))
             return cached[1]
         resolution = await self._resolve_fresh(key, state, runtime, queue)
         self._resolved.put((key, runtime.toolchain, queue), (state, resolution), since)
@@ -137,7 +143,7 @@ class Registry:
             resolution = _with_job(resolution, queued, f"{resolution.reason}; generation job {queued.job_id} queued")
         elif job is not None and not job.state.terminal:
             resolution = _with_job(resolution, job, resolution.reason)
-        metrics.RESOLVED[resolution.kind].inc()
+        metrics.count_resolutions((metrics.resolution_outcome(resolution),))
         return resolution
 
     async def get_manifest(
@@ -151,8 +157,7 @@ class Registry:
         since = self._manifests.since()
         cached = self._manifests.get(asked)
         if cached is not None:
-            for resolution in cached:
-                metrics.RESOLVED[resolution.kind].inc()
+            metrics.count_resolutions(metrics.resolution_outcome(r) for r in cached)
             return cached
         try:
             keys = [KernelKey(platform, arch, model, op) for op in operators]
@@ -169,6 +174,8 @@ class Registry:
             changed = self._notifier.key_event(key.key_id)
             resolution = await self.get_kernel(key, runtime)
             job = self._store.latest_job(key)
+            if job is not None:
+                (job,) = self._roster.explain([job], time.time())
             yield WatchUpdate(resolution, job)
             if resolution.kind is not ResolutionKind.REFERENCE or job is None or job.state.terminal:
                 return
@@ -203,6 +210,7 @@ class Registry:
 
     async def publish(self, artifact: Artifact, blobs: Sequence[BlobData]) -> Artifact:
         stored = await self._write(self._store.publish, artifact, blobs, now=time.time())
+        _observe_blobs(blobs)
         self._notifier.notify_key(stored.key.key_id)
         return stored
 
@@ -217,10 +225,28 @@ class Registry:
     # ------------------------------------------------------------ jobs
 
     def get_job(self, job_id: str) -> tuple[Job, list[CandidateRecord]]:
-        return self._store.get_job(job_id), self._store.job_candidates(job_id)
+        (job,) = self._roster.explain([self._store.get_job(job_id)], time.time())
+        return job, self._store.job_candidates(job_id)
 
     def list_jobs(self, state: JobState | None, page_size: int, page_token: str) -> tuple[list[Job], str]:
-        return self._store.list_jobs(state=state, page_size=page_size, page_token=page_token)
+        jobs, token = self._store.list_jobs(state=state, page_size=page_size, page_token=page_token)
+        return self._roster.explain(jobs, time.time()), token
+
+    def list_workers(self, include_gone: bool) -> list[WorkerStatus]:
+        return self._roster.workers(time.time(), include_gone)
+
+    # ------------------------------------------------------------ what metrics read at scrape
+
+    def store_stats(self) -> StoreStats:
+        return self._store.stats()
+
+    def all_artifacts(self) -> Iterator[Artifact]:
+        token = ""
+        while True:
+            page, token = self._store.list_artifacts(page_size=1000, page_token=token)
+            yield from page
+            if not token:
+                return
 
     async def request_generation(
         self,
@@ -263,15 +289,19 @@ class Registry:
     async def lease_job(self, worker: WorkerInfo, wait_s: float, lease_s: float) -> Job | None:
         """Long-poll: a job this worker can serve, or None after `wait_s` (capped)."""
         lease_seconds = self._lease_seconds(lease_s)
-        deadline = time.monotonic() + min(max(wait_s, 0.0), self._limits.max_lease_wait_s)
+        wait = min(max(wait_s, 0.0), self._limits.max_lease_wait_s)
+        deadline = time.monotonic() + wait
+        self._roster.polling(worker, time.time(), until=time.time() + wait)
         while True:
             queued = self._notifier.jobs_event()
             job = await self._write(self._store.lease, worker, lease_seconds=lease_seconds, now=time.time())
             if job is not None:
+                self._roster.holding(worker, job, time.time())
                 self._notifier.notify_key(job.key.key_id)
                 return job
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._draining:
+                self._roster.polling(worker, time.time(), until=time.time())
                 return None
             # Wake at least every reap interval: an expired lease re-queues a job without a notify.
             await wait_for(queued, min(remaining, self._limits.reap_interval_s))
@@ -280,6 +310,7 @@ class Registry:
         job = await self._write(
             self._store.renew, job_id, lease_id, lease_seconds=self._lease_seconds(lease_s), progress=progress, now=time.time()
         )
+        self._roster.renewed(job, time.time())
         self._notifier.notify_key(job.key.key_id)
         return job
 
@@ -295,6 +326,9 @@ class Registry:
         stored = await self._write(
             self._store.publish, artifact, blobs, now=time.time(), job=JobCompletion(job_id, lease_id, tuple(candidates))
         )
+        _observe_blobs(blobs)
+        metrics.JOB_ENDED["succeeded"].observe(time.time() - job.created_at)
+        self._roster.released(job, time.time())
         self._notifier.notify_key(job.key.key_id)
         return stored
 
@@ -306,6 +340,9 @@ class Registry:
         job = await self._write(
             self._store.fail, job_id, lease_id, reason=reason, retryable=retryable, candidates=tuple(candidates), now=time.time()
         )
+        self._roster.released(job, time.time())  # a failed job keeps its last worker_id
+        if job.state is JobState.FAILED:
+            metrics.JOB_ENDED["failed"].observe(time.time() - job.created_at)
         self._notifier.notify_key(job.key.key_id)
         if job.state is JobState.QUEUED:
             self._notifier.notify_jobs()
@@ -322,9 +359,16 @@ class Registry:
                 continue
             for job in jobs:
                 log.info("lease expired: job %s for %s is now %s", job.job_id, job.key, job.state.name)
+                if job.state is JobState.FAILED:
+                    metrics.JOB_ENDED["failed"].observe(time.time() - job.created_at)
                 self._notifier.notify_key(job.key.key_id)
             if jobs:
                 self._notifier.notify_jobs()
+
+
+def _observe_blobs(blobs: Sequence[BlobData]) -> None:
+    for blob in blobs:
+        metrics.BLOB_SIZE.observe(len(blob.data))
 
 
 def _serves(artifact: Artifact, toolchain: Toolchain | None) -> bool:

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from kreg.v1 import registry_pb2, registry_pb2_grpc
+from registry import metrics
 from registry.core import Registry, RegistryLimits
 from registry.audit import AuditLog
 from registry.auth import TokenTable
@@ -90,6 +91,7 @@ class RunningServer:
             await self.reaper
         self.registry.drain()
         await self.server.stop(grace_s)
+        metrics.COLLECTOR.detach(self.registry)
         self.registry.close()
         self.store.close()
         self.audit.close()
@@ -124,6 +126,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
     store = await asyncio.to_thread(Store.open, config.data_dir, map_size=config.map_size_bytes)
     registry = Registry(store, config.limits)
     servicer.attach(registry)
+    metrics.COLLECTOR.attach(registry)
     reaper = asyncio.create_task(registry.reap_forever(), name="lease-reaper")
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)

@@ -45,13 +45,12 @@ GET_KERNEL, GET_MANIFEST = "GetKernel", "GetManifest"
 @dataclass(frozen=True)
 class _KeptReply:
     data: bytes
-    kinds: tuple[ResolutionKind, ...]  # counted again on every reply (registry.metrics)
+    outcomes: tuple[tuple[ResolutionKind, bool], ...]  # counted again on every reply (registry.metrics)
 
 
 def _counted(reply: _KeptReply) -> _KeptReply:
     """Count a kept reply's resolutions as Registry counts the ones it makes."""
-    for kind in reply.kinds:
-        metrics.RESOLVED[kind].inc()
+    metrics.count_resolutions(reply.outcomes)
     return reply
 
 
@@ -91,7 +90,7 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
         resolution = await self._registry.get_kernel(
             cv.key_from_proto(request.key), cv.runtime_from_proto(request.runtime), queue=not request.no_queue
         )
-        reply = _KeptReply(kernel_reply(resolution), (resolution.kind,))
+        reply = _KeptReply(kernel_reply(resolution), (metrics.resolution_outcome(resolution),))
         self._kept_replies.put((GET_KERNEL, raw), reply, since)
         return reply.data
 
@@ -109,7 +108,7 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
                 request.platform, request.arch, request.model, cv.runtime_from_proto(request.runtime), operators,
                 queue=not request.no_queue,
             )
-            kept = _KeptReply(manifest_parts(resolutions), tuple(r.kind for r in resolutions))
+            kept = _KeptReply(manifest_parts(resolutions), tuple(metrics.resolution_outcome(r) for r in resolutions))
             self._kept_replies.put((GET_MANIFEST, raw), kept, since)
         else:
             _counted(kept)
@@ -170,6 +169,10 @@ class KernelRegistryServicer(pb_grpc.KernelRegistryServiceServicer):
         state = cv.enum_from_proto_optional(JobState, request.state, "state")
         jobs, token = self._registry.list_jobs(state, _page_size(request.page_size), request.page_token)
         return pb.ListJobsResponse(jobs=[cv.job_to_proto(j) for j in jobs], next_page_token=token)
+
+    async def ListWorkers(self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkersResponse:
+        workers = self._registry.list_workers(request.include_gone)
+        return pb.ListWorkersResponse(workers=[cv.worker_status_to_proto(w) for w in workers])
 
     # ------------------------------------------------------------ writes
 

@@ -40,6 +40,7 @@ from kreg.model import (
     Toolchain,
     TuningShape,
     WorkerInfo,
+    WorkerStatus,
 )
 from kreg.v1 import registry_pb2 as pb
 from kreg.v1 import registry_pb2_grpc as pb_grpc
@@ -284,6 +285,11 @@ class Client:
         request = pb.ListJobsRequest(state=0 if state is None else cv.enum_to_proto(state), page_size=page_size, page_token=page_token)
         response = self._call(self._stub.ListJobs, request, read=True)
         return [cv.job_from_proto(j) for j in response.jobs], response.next_page_token
+
+    def list_workers(self, *, include_gone: bool = False) -> list[WorkerStatus]:
+        """The workers the registry has heard from lately (with `include_gone`, since it started)."""
+        response = self._call(self._stub.ListWorkers, pb.ListWorkersRequest(include_gone=include_gone), read=True)
+        return [cv.worker_status_from_proto(w) for w in response.workers]
 
     # ------------------------------------------------------------ writes
 

@@ -41,6 +41,7 @@ from kreg.model import (
     VariantDecision,
     Verdict,
     WorkerInfo,
+    WorkerStatus,
 )
 from kreg.v1 import registry_pb2 as pb
 
@@ -390,6 +391,7 @@ def job_to_proto(j: Job) -> pb.Job:
         artifact_id=j.artifact_id,
         progress=j.progress,
         toolchain=toolchain_to_proto(j.toolchain),
+        waiting_for=j.waiting_for,
     )
 
 
@@ -411,6 +413,7 @@ def job_from_proto(msg: pb.Job) -> Job:
         artifact_id=msg.artifact_id,
         progress=msg.progress,
         toolchain=toolchain_from_proto(msg.toolchain) if msg.HasField("toolchain") else None,
+        waiting_for=msg.waiting_for,
     )
 
 
@@ -451,4 +454,19 @@ def worker_from_proto(msg: pb.WorkerInfo) -> WorkerInfo:
         worker_id=msg.worker_id,
         capabilities=tuple(Capability(c.platform or "*", c.arch or "*") for c in msg.capabilities),
         toolchain=toolchain_from_proto(msg.toolchain) if msg.HasField("toolchain") else None,
+    )
+
+
+def worker_status_to_proto(w: WorkerStatus) -> pb.Worker:
+    return pb.Worker(
+        info=worker_to_proto(w.info),
+        last_seen=timestamp_to_proto(w.last_seen),
+        live_until=timestamp_to_proto(w.live_until),
+        job_id=w.job_id,
+    )
+
+
+def worker_status_from_proto(msg: pb.Worker) -> WorkerStatus:
+    return WorkerStatus(
+        worker_from_proto(msg.info), timestamp_from_proto(msg.last_seen), timestamp_from_proto(msg.live_until), msg.job_id
     )

@@ -252,6 +252,19 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True)
+class WorkerStatus:
+    """A worker as the registry last heard from it."""
+
+    info: WorkerInfo
+    last_seen: float
+    live_until: float  # the end of its poll or of its lease: live until then without a word
+    job_id: str = ""  # the job it holds, if any
+
+    def live(self, now: float) -> bool:
+        return now < self.live_until
+
+
+@dataclass(frozen=True)
 class Job:
     job_id: str
     key: KernelKey
@@ -270,6 +283,9 @@ class Job:
     progress: str = ""
     # The toolchain the binary must be built with; None = any worker's toolchain will do.
     toolchain: Toolchain | None = None
+    # Why a queued job is not being taken, when the registry can tell (no live worker serves
+    # its target or has its toolchain); "" otherwise. Computed when read, never stored.
+    waiting_for: str = ""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,11 @@ def _handler(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _generation_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-candidates", type=int, help="at most this many candidates per job (default: 24 on the target GPU, 3 in the interpreter)")
+    p.add_argument("--quiet", action="store_true", help="log warnings only")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kreg", description="Kernel Registry: the best known kernel for every key.")
     parser.add_argument(
@@ -78,8 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lease", type=float, default=60.0, help="lease length in seconds, renewed every third (default %(default)s)")
     p.add_argument("--no-device", action="store_true", help="never use a local GPU: verify in the interpreter only")
-    p.add_argument("--quiet", action="store_true", help="log warnings only")
+    _generation_flags(p)
     p.set_defaults(func=_handler("worker", "run"))
+
+    p = sub.add_parser(
+        "fleet", help="run one generation worker per accelerator of a Ray cluster (needs kernel-registry[ray])",
+        description="Starts a worker on every accelerator of the Ray cluster, placed by its node's labels "
+        "kreg.io/platform and kreg.io/arch (or Ray's accelerator type of a GPU node), and keeps them running: "
+        "workers for nodes that join, restarts for workers that die. See docs/deploy.md.",
+    )
+    p.add_argument("--ray", default=os.environ.get("RAY_ADDRESS", "auto"), help="Ray cluster address (env RAY_ADDRESS; default %(default)s)")
+    p.add_argument("--lease", type=float, default=60.0, help="workers' lease length in seconds (default %(default)s)")
+    p.add_argument("--reconcile", type=float, default=10.0, help="seconds between looks at the cluster (default %(default)s)")
+    p.add_argument("--start-timeout", type=float, default=600.0, help="seconds a worker may take to come up (default %(default)s)")
+    p.add_argument("--worker-cpus", type=float, default=0.0, help="CPUs each worker reserves in Ray (default %(default)s)")
+    _generation_flags(p)
+    p.set_defaults(func=_handler("fleet", "run"))
 
     p = sub.add_parser("demo", help="an embedded registry + worker, playing a serving host asking for a model's kernels")
     p.add_argument("--data", help="data directory (default: a temporary one)")
@@ -140,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_handler("read", "jobs"))
+
+    p = sub.add_parser("workers", help="list the workers the registry has heard from lately, and what they serve")
+    p.add_argument("--all", action="store_true", help="also the workers no longer live")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_handler("read", "workers"))
 
     p = sub.add_parser("publish", help="publish an artifact described by a JSON spec and its files")
     p.add_argument("spec", help="JSON spec; file paths in it are relative to the spec")

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any, Sequence
 
-from kreg.model import Artifact, Job, Resolution
+from kreg.model import Artifact, Job, Resolution, WorkerStatus
 from kreg.serde import to_jsonable
 
 
@@ -65,7 +65,17 @@ ARTIFACT_HEADERS = ("key", "tier", "state", "toolchain", "latency", "artifact")
 
 
 def job_row(j: Job) -> list[object]:
-    return [j.job_id, str(j.key), j.state.name.lower(), f"{j.attempts}/{j.max_attempts}", j.worker_id or "-", j.progress or j.last_error or ""]
+    note = f"WAITING: {j.waiting_for}" if j.waiting_for else j.progress or j.last_error
+    return [j.job_id, str(j.key), j.state.name.lower(), f"{j.attempts}/{j.max_attempts}", j.worker_id or "-", note]
 
 
 JOB_HEADERS = ("job", "key", "state", "attempts", "worker", "progress / last error")
+
+
+def worker_row(w: WorkerStatus, now: float) -> list[object]:
+    serves = ",".join(f"{c.platform}/{c.arch}" for c in w.info.capabilities)
+    state = "live" if w.live(now) else "gone"
+    return [w.info.worker_id, serves, str(w.info.toolchain or "-"), state, f"{now - w.last_seen:.0f}s ago", short(w.job_id)]
+
+
+WORKER_HEADERS = ("worker", "serves", "toolchain", "state", "last seen", "job")

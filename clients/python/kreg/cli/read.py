@@ -1,8 +1,9 @@
-"""Read verbs: get, manifest, ls, describe, jobs."""
+"""Read verbs: get, manifest, ls, describe, jobs, workers."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from kreg.cli import EXIT_REFERENCE
@@ -11,12 +12,14 @@ from kreg.cli._output import (
     ARTIFACT_HEADERS,
     JOB_HEADERS,
     RESOLUTION_HEADERS,
+    WORKER_HEADERS,
     artifact_row,
     job_row,
     print_json,
     print_table,
     progress,
     resolution_row,
+    worker_row,
 )
 from kreg.keys import KernelKey, OperatorSpec
 from kreg.model import Job, JobState, Resolution, ResolutionKind
@@ -39,7 +42,8 @@ def get(args: argparse.Namespace) -> int:
 
             def report(update: object) -> None:
                 job = getattr(update, "job", None)
-                line = f"  job {job.job_id[:12]} {job.state.name.lower()} {job.progress}".rstrip() if job else ""
+                note = f"WAITING: {job.waiting_for}" if job and job.waiting_for else job.progress if job else ""
+                line = f"  job {job.job_id[:12]} {job.state.name.lower()} {note}".rstrip() if job else ""
                 if line and (not seen or seen[-1] != line):
                     seen.append(line)
                     progress(line)
@@ -135,4 +139,15 @@ def jobs(args: argparse.Namespace) -> int:
         print_json(listed)
     else:
         print_table(JOB_HEADERS, [job_row(j) for j in listed])
+    return 0
+
+
+def workers(args: argparse.Namespace) -> int:
+    with client_for(args) as client:
+        listed = client.list_workers(include_gone=args.all)
+    if args.json:
+        print_json(listed)
+    else:
+        now = time.time()
+        print_table(WORKER_HEADERS, [worker_row(w, now) for w in listed])
     return 0

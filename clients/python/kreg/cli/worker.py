@@ -6,6 +6,11 @@ import argparse
 import logging
 import signal
 import threading
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from generator.pipeline import GenerationSettings
 
 
 def parse_capability(text: str) -> tuple[str, str]:
@@ -15,13 +20,29 @@ def parse_capability(text: str) -> tuple[str, str]:
     return platform, arch
 
 
+def settings_for(args: argparse.Namespace) -> GenerationSettings:
+    """The generation settings `--max-candidates` asks for (the defaults without it)."""
+    from generator.pipeline import GenerationSettings
+
+    settings = GenerationSettings()
+    if args.max_candidates is None:
+        return settings
+    return replace(
+        settings,
+        tuned_budget=replace(settings.tuned_budget, max_candidates=args.max_candidates),
+        interpreted_budget=replace(settings.interpreted_budget, max_candidates=min(args.max_candidates, settings.interpreted_budget.max_candidates)),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from generator.worker import WorkerConfig, run_worker
     from kreg.model import Capability
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     capabilities = tuple(Capability(*parse_capability(s)) for s in args.serve)
-    config = WorkerConfig(registry=args.registry, capabilities=capabilities, lease_s=args.lease, use_device=not args.no_device)
+    config = WorkerConfig(
+        registry=args.registry, capabilities=capabilities, lease_s=args.lease, use_device=not args.no_device, settings=settings_for(args)
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

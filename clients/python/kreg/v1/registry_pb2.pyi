@@ -334,7 +334,7 @@ class Resolution(_message.Message):
     def __init__(self, key: _Optional[_Union[KernelKey, _Mapping]] = ..., kind: _Optional[_Union[ResolutionKind, str]] = ..., artifact: _Optional[_Union[Artifact, _Mapping]] = ..., reason: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[VariantDecision, _Mapping]]] = ..., job_id: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "key", "state", "priority", "tuning_shapes", "attempts", "max_attempts", "worker_id", "lease_id", "lease_expires_at", "created_at", "updated_at", "last_error", "artifact_id", "progress", "toolchain")
+    __slots__ = ("job_id", "key", "state", "priority", "tuning_shapes", "attempts", "max_attempts", "worker_id", "lease_id", "lease_expires_at", "created_at", "updated_at", "last_error", "artifact_id", "progress", "toolchain", "waiting_for")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -351,6 +351,7 @@ class Job(_message.Message):
     ARTIFACT_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     TOOLCHAIN_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     key: KernelKey
     state: JobState
@@ -367,7 +368,8 @@ class Job(_message.Message):
     artifact_id: str
     progress: str
     toolchain: Toolchain
-    def __init__(self, job_id: _Optional[str] = ..., key: _Optional[_Union[KernelKey, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., priority: _Optional[int] = ..., tuning_shapes: _Optional[_Iterable[_Union[TuningShape, _Mapping]]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., worker_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., artifact_id: _Optional[str] = ..., progress: _Optional[str] = ..., toolchain: _Optional[_Union[Toolchain, _Mapping]] = ...) -> None: ...
+    waiting_for: str
+    def __init__(self, job_id: _Optional[str] = ..., key: _Optional[_Union[KernelKey, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., priority: _Optional[int] = ..., tuning_shapes: _Optional[_Iterable[_Union[TuningShape, _Mapping]]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., worker_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., artifact_id: _Optional[str] = ..., progress: _Optional[str] = ..., toolchain: _Optional[_Union[Toolchain, _Mapping]] = ..., waiting_for: _Optional[str] = ...) -> None: ...
 
 class CandidateRecord(_message.Message):
     __slots__ = ("config", "status", "reason", "median_ms", "max_relative_error")
@@ -400,6 +402,18 @@ class WorkerInfo(_message.Message):
     capabilities: _containers.RepeatedCompositeFieldContainer[Capability]
     toolchain: Toolchain
     def __init__(self, worker_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[Capability, _Mapping]]] = ..., toolchain: _Optional[_Union[Toolchain, _Mapping]] = ...) -> None: ...
+
+class Worker(_message.Message):
+    __slots__ = ("info", "last_seen", "live_until", "job_id")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    LIVE_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    info: WorkerInfo
+    last_seen: _timestamp_pb2.Timestamp
+    live_until: _timestamp_pb2.Timestamp
+    job_id: str
+    def __init__(self, info: _Optional[_Union[WorkerInfo, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., live_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_id: _Optional[str] = ...) -> None: ...
 
 class Blob(_message.Message):
     __slots__ = ("digest", "data")
@@ -552,6 +566,18 @@ class ListJobsResponse(_message.Message):
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
     next_page_token: str
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListWorkersRequest(_message.Message):
+    __slots__ = ("include_gone",)
+    INCLUDE_GONE_FIELD_NUMBER: _ClassVar[int]
+    include_gone: bool
+    def __init__(self, include_gone: _Optional[bool] = ...) -> None: ...
+
+class ListWorkersResponse(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[Worker]
+    def __init__(self, workers: _Optional[_Iterable[_Union[Worker, _Mapping]]] = ...) -> None: ...
 
 class LeaseJobRequest(_message.Message):
     __slots__ = ("worker", "wait", "lease_duration")

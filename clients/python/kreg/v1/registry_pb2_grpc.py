@@ -76,6 +76,11 @@ class KernelRegistryServiceStub:
                 request_serializer=kreg_dot_v1_dot_registry__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=kreg_dot_v1_dot_registry__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.ListWorkers = channel.unary_unary(
+                '/kreg.v1.KernelRegistryService/ListWorkers',
+                request_serializer=kreg_dot_v1_dot_registry__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=kreg_dot_v1_dot_registry__pb2.ListWorkersResponse.FromString,
+                _registered_method=True)
         self.LeaseJob = channel.unary_unary(
                 '/kreg.v1.KernelRegistryService/LeaseJob',
                 request_serializer=kreg_dot_v1_dot_registry__pb2.LeaseJobRequest.SerializeToString,
@@ -167,6 +172,12 @@ class KernelRegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def LeaseJob(self, request, context):
         """Writes (worker / publisher role).
         """
@@ -253,6 +264,11 @@ def add_KernelRegistryServiceServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=kreg_dot_v1_dot_registry__pb2.ListJobsRequest.FromString,
                     response_serializer=kreg_dot_v1_dot_registry__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=kreg_dot_v1_dot_registry__pb2.ListWorkersRequest.FromString,
+                    response_serializer=kreg_dot_v1_dot_registry__pb2.ListWorkersResponse.SerializeToString,
             ),
             'LeaseJob': grpc.unary_unary_rpc_method_handler(
                     servicer.LeaseJob,
@@ -508,6 +524,33 @@ class KernelRegistryService:
             '/kreg.v1.KernelRegistryService/ListJobs',
             kreg_dot_v1_dot_registry__pb2.ListJobsRequest.SerializeToString,
             kreg_dot_v1_dot_registry__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kreg.v1.KernelRegistryService/ListWorkers',
+            kreg_dot_v1_dot_registry__pb2.ListWorkersRequest.SerializeToString,
+            kreg_dot_v1_dot_registry__pb2.ListWorkersResponse.FromString,
             options,
             channel_credentials,
             insecure,
