@@ -24,7 +24,7 @@ from kreg.ops.launch import triton_type
 from generator.compile import CompiledBinary, CompileError, compile_for_target, launch_params
 from generator.hardware import record_for
 from generator.operators import load_template
-from generator.operators.base import Config, KernelLaunch, OperatorTemplate, compare, poison, run
+from generator.operators.base import Config, KernelLaunch, OperatorTemplate, compare, poison, run, with_source
 
 if TYPE_CHECKING:
     import torch
@@ -46,6 +46,8 @@ class CandidateTask:
     stage: Literal["build", "verify", "full"] = "full"
     seeds: tuple[int, ...] = (0, 1)
     time_shapes: tuple[TuningShape, ...] = ()
+    # A proposer's kernel source (vetted by generator.sandbox) in place of the template's.
+    kernel_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ def _matmul_flops_per_s(n: int = 8192) -> float:
 
 def evaluate(task: CandidateTask) -> CandidateReport:
     template = load_template(task.template_module)
+    if task.kernel_source is not None:
+        template = with_source(template, task.kernel_source)
     device = "cuda" if task.on_device else "cpu"
     kernels: tuple[BuiltKernel, ...] = ()
     if task.stage in ("build", "full"):

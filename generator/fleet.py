@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from generator.worker import WorkerConfig, run_worker
+from kreg import logs
 from kreg.client import Client
 from kreg.errors import KregError
 from kreg.model import Capability, JobState
@@ -58,6 +59,7 @@ RAY_ACCELERATOR_TYPES: dict[str, tuple[str, str]] = {
 # kreg.signing): passed from the fleet's process to every worker it starts.
 FORWARDED_ENV = (
     "KREG_TOKEN", "KREG_TOKEN_FILE", "KREG_TLS_CA", "KREG_TLS_CERT", "KREG_TLS_KEY", "KREG_TLS_SERVER_NAME", "KREG_SIGNING_KEY",
+    "KREG_LOG_FORMAT",
 )
 
 
@@ -116,7 +118,7 @@ class WorkerActor:
     Its signing key is read where it runs (KREG_SIGNING_KEY, forwarded by the fleet)."""
 
     def __init__(self, config: WorkerConfig, accelerator: Accelerator) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logs.configure(os.environ.get("KREG_LOG_FORMAT", "text"))
         self.config = replace(
             config,
             worker_id=worker_id_for(accelerator, os.getpid()),

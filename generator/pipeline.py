@@ -12,13 +12,15 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from generator import GENERATOR_VERSION
+from generator import GENERATOR_VERSION, metrics, sandbox
 from generator.evaluate import BuiltKernel, CandidateReport, CandidateTask, DeviceInfo, PeerTask, PeerTiming
 from generator.evaluators import Evaluators
 from generator.hardware import HardwareRecord, record_for
 from generator.operators import OPERATORS, load_template, template_module
 from generator.operators.base import Config, OperatorTemplate
+from generator.proposer import Context, Failure, Proposer, ProposerConfig
 from generator.prune import prune, tile_elements
+from generator.retrieval import signals_of
 from generator.search import Outcome, SearchBudget, Trial, search
 from kreg.model import (
     Artifact,
@@ -53,6 +55,27 @@ class GenerationSettings:
     seeds: tuple[int, ...] = (0, 1)
     # Modules with a TEMPLATE to use besides the built-ins (a team's own operators).
     extra_operators: tuple[str, ...] = ()
+    # The model proposer (generator/proposer.py): off unless configured.
+    proposer: ProposerConfig | None = None
+
+
+TEMPLATE = "template"  # the proposer of the operator's own kernel source
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A node of the search tree: whose kernel source (the template's, or a proposal named
+    "llm:<model>#<n>") under which config."""
+
+    config: Config
+    source: str = TEMPLATE
+
+    @property
+    def proposer(self) -> str:
+        return self.source.partition("#")[0]
+
+    def __str__(self) -> str:
+        return str(self.config) if self.source == TEMPLATE else f"{self.source} {self.config}"
 
 
 @dataclass(frozen=True)
@@ -72,10 +95,11 @@ def _weighted(values: list[float], shapes: tuple[TuningShape, ...]) -> float:
     return sum(v * w for v, w in zip(values, weights)) / sum(weights)
 
 
-def _record(config: Config, report: CandidateReport, shapes: tuple[TuningShape, ...]) -> CandidateRecord:
+def _record(candidate: Candidate, report: CandidateReport, shapes: tuple[TuningShape, ...]) -> CandidateRecord:
     median = _weighted([t.median_ms for t in report.timings], shapes) if report.timings else 0.0
+    text = _config_text(candidate.config)
     return CandidateRecord(
-        _config_text(config),
+        text if candidate.source == TEMPLATE else f"{candidate.source} {text}",
         report.status,
         report.reason[:2000],
         median,
@@ -109,62 +133,140 @@ def generate(
     on_device = device is not None and (device.platform, device.arch) == (key.platform, key.arch)
     shapes = job.tuning_shapes or tuple(template.tuning_shapes(params))
     tile_of = template.tile_elements
-    kept, pruned = prune(space, record, (lambda c: tile_of(params, c)) if tile_of else tile_elements)
+    with metrics.PHASES["prune"].time():
+        kept, pruned = prune(space, record, (lambda c: tile_of(params, c)) if tile_of else tile_elements)
     log = [CandidateRecord(_config_text(p.config), CandidateStatus.PRUNED, p.reason) for p in pruned]
     progress(f"{len(kept)} configs after pruning {len(pruned)} for {record.name}")
 
-    reports: dict[Config, CandidateReport] = {}
+    reports: dict[Candidate, CandidateReport] = {}
+    sources = {TEMPLATE: template.kernel_source}
+    proposer = Proposer(settings.proposer, template) if settings.proposer is not None else None
 
-    def evaluate(config: Config) -> Outcome:
-        task = CandidateTask(
-            module, params, config, key.platform, key.arch, on_device, seeds=settings.seeds, time_shapes=shapes if on_device else ()
-        )
+    def evaluate(candidate: Candidate) -> Outcome:
+        if candidate.source != TEMPLATE and (refused := sandbox.vet(sources[candidate.source], sources[TEMPLATE])) is not None:
+            reports[candidate] = CandidateReport(CandidateStatus.REJECTED, refused)
+            return Outcome(None)
+        task = _task(module, params, candidate, key.platform, key.arch, on_device, settings.seeds, shapes if on_device else (), sources)
         report = evaluators.evaluate(task, settings.candidate_timeout_s)
-        reports[config] = report
+        reports[candidate] = report
         if report.status is not CandidateStatus.PASSED:
             return Outcome(None)
         return Outcome(_weighted([t.median_ms for t in report.timings], shapes) if on_device else 0.0)
 
-    def on_trial(trial: Trial[Config], n: int) -> None:
+    def on_trial(trial: Trial[Candidate], n: int) -> None:
         report = reports[trial.config]
         score = f"{trial.outcome.score:.4g} ms" if on_device and trial.outcome.score is not None else report.status.name.lower()
         progress(f"candidate {n} ({trial.phase}) {trial.config}: {score}")
 
+    def propose(best: Trial[Candidate] | None, trials: tuple[Trial[Candidate], ...]) -> Candidate | None:
+        passed = best is not None and best.outcome.score is not None
+        # Off the target GPU nothing is timed, so a proposal can only help when nothing passed.
+        if proposer is None or (passed and not on_device):
+            return None
+        winner = best.config if passed and best is not None else Candidate(kept[0] if kept else space[0])
+        failed = [t for t in trials if t.outcome.score is None]
+        profile = _profile(template, params, reports[winner], shapes, device) if passed and on_device and device else ()
+        context = Context(
+            platform=key.platform,
+            arch=key.arch,
+            params=params,
+            best_source=sources[winner.source],
+            best_config=str(winner.config) if passed else "",
+            profile="; ".join(f"{dict(m.shape.dims)}: {m.median_ms:.4g} ms, {m.bandwidth_fraction:.0%} of copy bandwidth, {m.flops_fraction:.0%} of matmul peak" for m in profile),
+            failures=tuple(Failure(str(t.config), reports[t.config].status.name.lower(), reports[t.config].reason) for t in failed),
+            signals=frozenset(signals_of((reports[t.config].status for t in failed), profile, timed=on_device)),
+        )
+        source = proposer.propose(context)
+        if source is None:
+            return None
+        name = f"{proposer.name}#{proposer.proposals}"
+        sources[name] = source
+        return Candidate(winner.config, name)
+
     budget = settings.tuned_budget if on_device else settings.interpreted_budget
-    result = search(kept, evaluate, _neighbors(kept), budget, seed=int(key.key_id[:8], 16), on_trial=on_trial)
+    candidates = [Candidate(c) for c in kept]
+    config_neighbors = _neighbors(kept)
+    with metrics.PHASES["search"].time():
+        result = search(
+            candidates,
+            evaluate,
+            lambda c: [Candidate(n, c.source) for n in config_neighbors(c.config)],
+            budget,
+            seed=int(key.key_id[:8], 16),
+            on_trial=on_trial,
+            propose=propose if proposer is not None else None,
+        )
     log += [_record(t.config, reports[t.config], shapes) for t in result.trials]
+    asked = f"; {proposer.name}: {proposer.proposals} proposals{f', stopped: {proposer.stopped}' if proposer.stopped else ''}" if proposer else ""
     if result.best is None:
         failures = sorted({r.status.name.lower() for r in reports.values()})
-        return Generated(None, (), tuple(log), f"no candidate passed ({', '.join(failures) or 'none evaluated'}; {result.stop_reason})")
+        return Generated(None, (), tuple(log), f"no candidate passed ({', '.join(failures) or 'none evaluated'}; {result.stop_reason}{asked})")
 
-    best = reports[result.best.config]
-    peers: tuple[PeerTiming, ...] = evaluators.time_peers(PeerTask(module, params, shapes)) if on_device else ()
+    winner = result.best.config
+    best = reports[winner]
+    peers: tuple[PeerTiming, ...] = ()
+    if on_device:
+        with metrics.PHASES["peers"].time():
+            peers = evaluators.time_peers(PeerTask(module, params, shapes))
     speedup = _weighted([p.eager_ms for p in peers], shapes) / result.best.outcome.score if peers and result.best.outcome.score else 0.0
     if speedup > SUSPICIOUS_SPEEDUP:
         # DESIGN §6: a large win is more often a kernel that skips work than a great kernel.
-        task = CandidateTask(module, params, result.best.config, key.platform, key.arch, on_device, seeds=REVERIFY_SEEDS, time_shapes=shapes)
-        recheck = evaluators.evaluate(task, settings.candidate_timeout_s)
-        log.append(_record(result.best.config, recheck, shapes))
+        task = _task(module, params, winner, key.platform, key.arch, on_device, REVERIFY_SEEDS, shapes, sources)
+        with metrics.PHASES["reverify"].time():
+            recheck = evaluators.evaluate(task, settings.candidate_timeout_s)
+        log.append(_record(winner, recheck, shapes))
         log[-1] = replace(log[-1], reason=f"re-verified on fresh seeds {REVERIFY_SEEDS}: {speedup:.1f}x vs eager exceeds {SUSPICIOUS_SPEEDUP:.0f}x. {recheck.reason}".strip())
         if recheck.status is not CandidateStatus.PASSED:
             return Generated(None, (), tuple(log), f"winner failed re-verification after a {speedup:.1f}x speedup: {recheck.reason}")
         progress(f"{speedup:.1f}x vs eager: re-verified on fresh seeds")
     flag = f"; {speedup:.1f}x vs eager, re-verified" if speedup > SUSPICIOUS_SPEEDUP else ""
-    artifact, blobs = package(
-        job, template, record, result.best.config, best, peers, shapes, device if on_device else None,
-        Provenance(
-            generator_version=GENERATOR_VERSION,
-            search_strategy=SEARCH_STRATEGY,
-            candidates_tried=len(result.trials),
-            worker_id=worker_id,
-            device=device.name if on_device and device else "interpreter (cpu)",
-            job_id=job.job_id,
-            started_at=started,
-            finished_at=time.time(),
-        ),
-    )
+    # Which proposers took part and which one wrote the winner: in the strategy, so that the
+    # artifact's schema (and every content id) stays as it was.
+    strategy = SEARCH_STRATEGY + (f"+{proposer.name}; won by {winner.proposer}" if proposer else "")
+    with metrics.PHASES["package"].time():
+        artifact, blobs = package(
+            job, template, record, winner.config, best, peers, shapes, device if on_device else None,
+            Provenance(
+                generator_version=GENERATOR_VERSION,
+                search_strategy=strategy,
+                candidates_tried=len(result.trials),
+                worker_id=worker_id,
+                device=device.name if on_device and device else "interpreter (cpu)",
+                job_id=job.job_id,
+                started_at=started,
+                finished_at=time.time(),
+            ),
+            source=sources[winner.source],
+        )
     verdict = "prefers the reference" if artifact.verdict is Verdict.PREFER_REFERENCE else "wins"
-    return Generated(artifact, blobs, tuple(log), f"{result.best.config} {verdict} after {len(result.trials)} candidates ({result.stop_reason}{flag})")
+    return Generated(artifact, blobs, tuple(log), f"{winner} {verdict} after {len(result.trials)} candidates ({result.stop_reason}{flag}{asked})")
+
+
+def _task(
+    module: str, params: dict[str, str], candidate: Candidate, platform: str, arch: str, on_device: bool,
+    seeds: tuple[int, ...], shapes: tuple[TuningShape, ...], sources: dict[str, str],
+) -> CandidateTask:
+    return CandidateTask(
+        module, params, candidate.config, platform, arch, on_device, seeds=seeds, time_shapes=shapes,
+        kernel_source=None if candidate.source == TEMPLATE else sources[candidate.source],
+    )
+
+
+def _profile(
+    template: OperatorTemplate, params: dict[str, str], report: CandidateReport, shapes: tuple[TuningShape, ...], device: DeviceInfo
+) -> tuple[ShapeMeasurement, ...]:
+    """What the evaluator measured of a passing candidate, as fractions of the device's ceilings."""
+    rows = []
+    for shape, timing in zip(shapes, report.timings):
+        seconds = timing.median_ms / 1e3
+        flops = template.flops(params, shape.dims)
+        rows.append(ShapeMeasurement(
+            shape=shape,
+            median_ms=timing.median_ms,
+            bandwidth_fraction=template.bytes_moved(params, shape.dims) / seconds / device.copy_bytes_per_s,
+            flops_fraction=flops / seconds / device.matmul_flops_per_s if flops and device.matmul_flops_per_s else 0.0,
+        ))
+    return tuple(rows)
 
 
 def _config_text(config: Config) -> str:
@@ -213,12 +315,15 @@ def package(
     shapes: tuple[TuningShape, ...],
     device: DeviceInfo | None,
     provenance: Provenance,
+    *,
+    source: str,
 ) -> tuple[Artifact, tuple[BlobData, ...]]:
-    """The winner as an artifact: one KernelBinary per launch, blobs, evidence."""
+    """The winner as an artifact: one KernelBinary per launch, `source` (whoever wrote it) as
+    the source blob, evidence."""
     import triton  # the toolchain that built the binaries
 
-    source = _blob(template.kernel_source.encode())
-    blobs = {source.digest.sha256: source}
+    source_blob = _blob(source.encode())
+    blobs = {source_blob.digest.sha256: source_blob}
     kernels = []
     for built in report.kernels:
         binary = metadata = None
@@ -226,7 +331,7 @@ def package(
             b, m = _blob(built.binary.binary), _blob(built.binary.metadata_json)
             blobs[b.digest.sha256], blobs[m.digest.sha256] = b, m
             binary, metadata = b.digest, m.digest
-        kernels.append(_kernel(built, source.digest, binary, metadata, config))
+        kernels.append(_kernel(built, source_blob.digest, binary, metadata, config))
     measurements = _measurements(template, job, report, peers, shapes, device)
     eager = _weighted([p.eager_ms for p in peers], shapes) if peers else 0.0
     mine = measurements.median_ms

@@ -3,7 +3,10 @@
 Pure: candidates, evaluation and the clock come in as arguments, so the loop is tested
 with fake evaluators. It stops on the candidate budget, the time budget, a plateau
 (`plateau` evaluations in a row without a better result) or an exhausted neighbourhood.
-A run is a value (SearchResult), never state left on an object.
+With a `propose` callback (the model proposer), a plateau, an exhausted neighbourhood or a
+space where nothing passed first asks it for a new candidate instead: proposals join the same
+tree (refined around when they win) under the same budget, and the search ends when the
+proposer has nothing more. A run is a value (SearchResult), never state left on an object.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class Outcome:
 class Trial(Generic[C]):
     config: C
     outcome: Outcome
-    phase: str  # "draft" | "refine"
+    phase: str  # "draft" | "refine" | "propose"
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,11 @@ def search(
     seed: int = 0,
     clock: Callable[[], float] = time.monotonic,
     on_trial: Callable[[Trial[C], int], None] | None = None,
+    propose: Callable[[Trial[C] | None, tuple[Trial[C], ...]], C | None] | None = None,
 ) -> SearchResult[C]:
     """Evaluate space[0] (the template's default) and a sample of the rest, then walk to
-    better neighbours of the best until a stop condition holds."""
+    better neighbours of the best until a stop condition holds. `propose(best, trials)`
+    returns a new candidate or None."""
     start = clock()
     rng = random.Random(seed)
     tried: dict[C, Trial[C]] = {}
@@ -98,31 +103,53 @@ def search(
     def finish(reason: str) -> SearchResult[C]:
         return SearchResult(tuple(tried.values()), best, reason, clock() - start)
 
+    def proposed(reason: str) -> str | None:
+        """Where the search would end for `reason`: a proposal instead, if there is one. None
+        to go on searching; else why to stop."""
+        nonlocal since_improvement
+        if reason not in ("plateau", "local optimum", "nothing passed") or propose is None:
+            return reason
+        candidate = propose(best, tuple(tried.values()))
+        if candidate is None or candidate in tried:
+            return reason
+        since_improvement = 0  # a plateau of the template's configs is not one of the proposal's
+        stop = run(candidate, "propose")
+        return stop if stop in ("candidate budget", "time budget") else None
+
     if not space:
         return finish("empty space")
     rest = list(space[1:])
     draft = [space[0]] + rng.sample(rest, min(len(rest), budget.draft - 1))
     for config in draft:
         if (stop := run(config, "draft")) is not None:
-            return finish(stop)
+            if (stop := proposed(stop)) is not None:
+                return finish(stop)
+            break
 
     while True:
         if best is None or best.outcome.score is None:
             # Nothing passed yet: keep drafting from the untried configs.
             untried = [c for c in space if c not in tried]
             if not untried:
-                return finish("nothing passed")
-            if (stop := run(rng.choice(untried), "draft")) is not None:
+                if (stop := proposed("nothing passed")) is not None:
+                    return finish(stop)
+                continue
+            if (stop := run(rng.choice(untried), "draft")) is not None and (stop := proposed(stop)) is not None:
                 return finish(stop)
             continue
         fresh = [n for n in neighbors(best.config) if n not in tried]
         if not fresh:
-            return finish("local optimum")
+            if (stop := proposed("local optimum")) is not None:
+                return finish(stop)
+            continue
         anchor = best
         for config in fresh:
             if (stop := run(config, "refine")) is not None:
-                return finish(stop)
+                if (stop := proposed(stop)) is not None:
+                    return finish(stop)
+                break
             if best is not anchor:
                 break  # moved: explore around the new best
         else:
-            return finish("local optimum")
+            if (stop := proposed("local optimum")) is not None:
+                return finish(stop)

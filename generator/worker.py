@@ -11,14 +11,18 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from prometheus_client import Counter
+
+from generator import metrics
 from generator.evaluators import Evaluators
 from generator.pipeline import GenerationSettings, generate
 from kreg.client import Client
 from kreg.errors import FailedPrecondition, KregError
-from kreg.model import Capability, Job, WorkerInfo
+from kreg.model import CandidateStatus, Capability, Job, WorkerInfo
 from kreg.runtime import local_toolchain
 from kreg.signing import SigningKey
 
@@ -85,23 +89,39 @@ def worker_info(config: WorkerConfig, evaluators: Evaluators) -> WorkerInfo:
 
 def process(client: Client, job: Job, evaluators: Evaluators, config: WorkerConfig) -> None:
     """Generate one leased job and report the outcome to the registry."""
+    started = time.monotonic()
+    ended = metrics.JOB_OUTCOMES["crashed"]
+    try:
+        ended = _process(client, job, evaluators, config)
+    finally:
+        ended.inc()
+        metrics.JOB_SECONDS.labels(job.key.operator.name, job.key.platform, job.key.arch).observe(time.monotonic() - started)
+
+
+def _process(client: Client, job: Job, evaluators: Evaluators, config: WorkerConfig) -> Counter:
+    """process(), returning the outcome counter to count it under."""
     with _Heartbeat(client, job, config.lease_s) as beat:
         try:
             outcome = generate(job, evaluators, config.settings, worker_id=config.worker_id, progress=beat.report)
         except Exception as e:  # a bug here must fail this job, not the worker
             log.exception("job %s crashed the pipeline", job.job_id)
             client.fail_job(job.job_id, job.lease_id, reason=f"worker error: {type(e).__name__}: {e}"[:2000], retryable=True)
-            return
+            return metrics.JOB_OUTCOMES["crashed"]
+    for candidate in outcome.candidates:
+        if candidate.status is not CandidateStatus.PRUNED:
+            metrics.CANDIDATE_STATUSES[candidate.status].inc()
     if beat.lost is not None:
         log.warning("job %s: lease lost (%s); result dropped", job.job_id, beat.lost)
-        return
+        return metrics.JOB_OUTCOMES["lease_lost"]
     if outcome.artifact is None:
         client.fail_job(job.job_id, job.lease_id, reason=outcome.summary, retryable=False, candidates=outcome.candidates)
         log.info("job %s failed: %s", job.job_id[:12], outcome.summary)
-        return
+        return metrics.JOB_OUTCOMES["failed"]
     artifact = config.signing_key.sign(outcome.artifact) if config.signing_key is not None else outcome.artifact
-    stored = client.complete_job(job.job_id, job.lease_id, artifact, outcome.blobs, outcome.candidates)
+    with metrics.PHASES["publish"].time():
+        stored = client.complete_job(job.job_id, job.lease_id, artifact, outcome.blobs, outcome.candidates)
     log.info("job %s published %s: %s", job.job_id[:12], stored.artifact_id[:12], outcome.summary)
+    return metrics.JOB_OUTCOMES["published"]
 
 
 def run_worker(config: WorkerConfig, stop: threading.Event, on_ready: Callable[[WorkerInfo], None] = lambda info: None) -> None:

@@ -1,7 +1,8 @@
 """The audit log: one JSON line per write RPC — who, what, when, and how it ended.
 
     {"at": "2026-12-01T22:31:07.412Z", "who": "ops-oncall", "peer": "ipv4:10.0.3.7:51234",
-     "method": "RetractKernel", "outcome": "OK", "artifact_id": "9c1f...", "reason": "wrong results"}
+     "method": "RetractKernel", "outcome": "OK", "request_id": "5be0c2d1a9f3e784",
+     "artifact_id": "9c1f...", "reason": "wrong results"}
 
 `who` is the token's name from the auth file ("anonymous" without auth). Refused writes
 (UNAUTHENTICATED, PERMISSION_DENIED, invalid requests) are recorded too: an attempt to
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
+
+from kreg import logs
 
 # Request and reply fields worth a line: ids, keys, the reason given.
 _FIELDS = ("job_id", "artifact_id", "lease_id", "reason", "retryable", "force")
@@ -41,6 +44,7 @@ class AuditLog:
             "peer": peer,
             "method": method,
             "outcome": outcome,
+            "request_id": logs.request_id.get(),
         }
         for message in (request, reply):
             if isinstance(message, Message):

@@ -2,22 +2,28 @@
 each of the service's method handlers once, at registration.
 
 kreg.errors.* carry their own code; anything else is a bug: logged with its traceback,
-answered INTERNAL with a fixed text so internals never leak to callers and no path ever
-answers UNKNOWN. The wrapped handlers also pass replies that are already serialised (bytes)
-through unchanged, so a handler can answer kept replies without re-encoding them. Health and
-reflection are registered as they are and keep their own handling.
+answered INTERNAL with a fixed text (and the request id to find the log line by) so
+internals never leak to callers and no path ever answers UNKNOWN. The wrapped handlers also
+pass replies that are already serialised (bytes) through unchanged, so a handler can answer
+kept replies without re-encoding them, and record the standard grpc_server_* metrics and the
+request id (kreg.logs) of every call. Health and reflection are registered as they are and
+keep their own handling.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 import grpc
 
 from google.protobuf.message import DecodeError
 
+from kreg import logs
 from kreg.errors import InvalidArgument, KregError
+from registry import metrics
 from registry.audit import AuditLog
 from registry.auth import METHOD_ROLES, Principal, Role, TokenTable
 
@@ -28,7 +34,43 @@ async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: 
     if isinstance(exc, KregError):
         await context.abort(exc.code, str(exc))
     log.exception("internal error in %s", method)
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error (logged by the registry)")
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (logged by the registry as request {logs.request_id.get()})")
+
+
+def _start_request(context: grpc.aio.ServicerContext) -> None:
+    """Take the caller's request id (or make one) for this call's logs, audit and reply."""
+    rid = ""
+    for key, value in context.invocation_metadata() or ():
+        if key == logs.REQUEST_ID_HEADER:
+            rid = value if isinstance(value, str) and 0 < len(value) <= logs.MAX_REQUEST_ID_CHARS and value.isprintable() else ""
+            break
+    rid = rid or logs.new_request_id()
+    logs.request_id.set(rid)  # each RPC runs in its own task: the value ends with it
+    context.set_trailing_metadata(((logs.REQUEST_ID_HEADER, rid),))
+
+
+class _CallMetrics:
+    """The grpc_server_* children of one method, bound once at registration."""
+
+    def __init__(self, grpc_type: str, service: str, name: str) -> None:
+        labels = (grpc_type, service, name)
+        self.started = metrics.GRPC_STARTED.labels(*labels)
+        self.seconds = metrics.GRPC_SECONDS.labels(*labels)
+        self.handled = {code: metrics.GRPC_HANDLED.labels(*labels, code.name) for code in grpc.StatusCode}
+
+    def done(self, began: float, code: grpc.StatusCode) -> None:
+        self.seconds.observe(time.perf_counter() - began)
+        self.handled[code].inc()
+
+
+def _code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """The status a call that raised `exc` ends with."""
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        return grpc.StatusCode.CANCELLED
+    if _is_abort(exc):
+        code = context.code()
+        return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+    return exc.code if isinstance(exc, KregError) else grpc.StatusCode.INTERNAL
 
 
 class _Captured:
@@ -98,9 +140,13 @@ def _wrap(
     if handler.unary_unary is not None:
         inner = handler.unary_unary
         audited = audit is not None and METHOD_ROLES.get(name, Role.ADMIN) >= Role.WORKER
+        unary_metrics = _CallMetrics("unary", service, name)
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             principal, parsed = None, request
+            began = time.perf_counter()
+            unary_metrics.started.inc()
+            _start_request(context)
             try:
                 if auth is not None:
                     principal = auth.caller(context.invocation_metadata())
@@ -110,8 +156,12 @@ def _wrap(
                 # A lease poll that found nothing changed nothing: not a write to record.
                 if audited and not (name == "LeaseJob" and not reply.HasField("job")):
                     _record(audit, principal, context, name, "OK", parsed, reply)
+                unary_metrics.done(began, grpc.StatusCode.OK)
                 return reply
-            except Exception as exc:
+            except BaseException as exc:
+                unary_metrics.done(began, _code_of(exc, context))
+                if not isinstance(exc, Exception):
+                    raise  # cancelled: the caller went away
                 if audited:
                     _record(audit, principal, context, name, _outcome(exc), parsed)
                 if _is_abort(exc):
@@ -121,16 +171,22 @@ def _wrap(
         return grpc.unary_unary_rpc_method_handler(unary, request_deserializer=None, response_serializer=serializer)
     if handler.unary_stream is not None:
         inner_stream = handler.unary_stream
+        stream_metrics = _CallMetrics("server_stream", service, name)
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            began = time.perf_counter()
+            stream_metrics.started.inc()
+            _start_request(context)
             try:
                 if auth is not None:
                     auth.permit(name, auth.caller(context.invocation_metadata()))
                 async for item in inner_stream(request if raw else parse(request), context):
                     yield item
-            except Exception as exc:
-                if _is_abort(exc):
-                    raise
+                stream_metrics.done(began, grpc.StatusCode.OK)
+            except BaseException as exc:
+                stream_metrics.done(began, _code_of(exc, context))
+                if not isinstance(exc, Exception) or _is_abort(exc):
+                    raise  # cancelled (or the stream closed by the caller), or already aborted
                 await _abort_for(exc, context, method)
 
         return grpc.unary_stream_rpc_method_handler(stream, request_deserializer=None, response_serializer=serializer)

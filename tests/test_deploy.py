@@ -1,11 +1,16 @@
 """The deployment files say what the code does: every manifest parses, every kreg command line
 in them is one the CLI accepts, ports and probes line up, every Ray worker group is placed on
-a target the generator knows, and every file a Dockerfile copies exists. (No cluster or Docker
-engine runs here; these are the checks that catch a manifest gone stale.)"""
+a target the generator knows, every file a Dockerfile or the compose file names exists, and
+Prometheus, Grafana and the compose file agree on names. (No cluster or Docker engine runs
+here; these are the checks that catch a file gone stale. The dashboard's queries are run
+against a real Prometheus in tests/integration/test_prometheus.py.)"""
 
 from __future__ import annotations
 
+import json
 import shlex
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,8 @@ from kreg.cli import build_parser
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
 DOCKERFILES = sorted(ROOT.glob("Dockerfile*"))
+DEPLOY = ROOT / "deploy"
+COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 NAMESPACED = {"Service", "StatefulSet", "Deployment", "RayJob"}
 
 
@@ -126,3 +133,51 @@ def test_every_file_a_dockerfile_copies_exists(dockerfile: Path) -> None:
     for sources in copies:
         for source in sources:
             assert (ROOT / source).exists(), f"{dockerfile.name}: COPY {source}: no such file"
+
+
+def test_compose_builds_from_files_that_exist_and_runs_valid_command_lines() -> None:
+    services = COMPOSE["services"]
+    assert {"registry", "worker", "prometheus", "grafana"} <= services.keys()
+    for name, service in services.items():
+        if "build" in service:
+            assert (DEPLOY / service["build"]["context"] / service["build"]["dockerfile"]).is_file(), name
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name}: volume {source}: no such file"
+    build_parser().parse_args(services["worker"]["command"])  # the worker image's entrypoint is kreg
+
+
+def test_prometheus_scrapes_the_ports_the_services_serve_metrics_on() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]}
+    entrypoint = json.loads((ROOT / "Dockerfile").read_text().split("ENTRYPOINT", 1)[1].strip().splitlines()[0])
+    registry_args = build_parser().parse_args(entrypoint[1:])
+    worker_args = build_parser().parse_args(COMPOSE["services"]["worker"]["command"])
+    assert targets == {"kreg-registry": f"registry:{registry_args.metrics_port}", "kreg-worker": f"worker:{worker_args.metrics_port}"}
+    promtool = shutil.which("promtool")
+    if promtool is not None:  # Debian's prometheus package brings it (scripts/test.sh installs that)
+        checked = subprocess.run([promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_grafana_provisions_the_dashboard_and_the_datasource_its_panels_name() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "kreg.json").read_text())
+    assert dashboard["uid"] == "kreg-overview"  # stable: links and alerts point at it
+    (datasource,) = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yaml").read_text())["datasources"]
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert panels and all(t["datasource"]["uid"] == datasource["uid"] for p in panels for t in p["targets"])
+    (provider,) = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "kreg.yaml").read_text())["providers"]
+    mounts = dict(v.split(":")[:2] for v in COMPOSE["services"]["grafana"]["volumes"])
+    assert mounts["./grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert datasource["url"] == "http://prometheus:9090" and "prometheus" in COMPOSE["services"]
+
+
+def test_the_registry_image_installs_no_torch_or_triton() -> None:
+    import tomllib
+
+    installs = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("RUN pip install")]
+    assert installs == ["RUN pip install --no-cache-dir ."]  # the core dependencies alone, no extras
+    core = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in core if d.split(">")[0].split("=")[0].strip() in ("torch", "triton", "ray")]

@@ -15,12 +15,14 @@ operators, config spaces and tuning shapes (`import generator.operators`) stays 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import itertools
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,6 +340,20 @@ def jagged_tile_configs(params: Params) -> list[Config]:
 # --- running a template -------------------------------------------------------------------
 
 _MODULES: dict[tuple[str, str, str], ModuleType] = {}
+
+
+def with_source(template: OperatorTemplate, source: str) -> OperatorTemplate:
+    """The template with its kernels replaced by `source` (a proposer's, vetted by
+    generator.sandbox): written once to a file named by its content, since Triton reads a
+    kernel's source from its file and everything downstream reads kernel_source_path."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / "kreg-proposals" / f"{template.name}_{digest}" / "kernel.py"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(source)
+        partial.replace(path)  # atomic: another child may be writing the same file
+    return dataclasses.replace(template, kernel_source_path=path)
 
 
 def load_kernel_module(path: Path) -> ModuleType:

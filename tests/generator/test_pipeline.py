@@ -24,7 +24,7 @@ def _package(kernel_ms: float, device: DeviceInfo | None = H100):  # type: ignor
     )
     peers = tuple(PeerTiming(dict(s.dims), 0.1, 0.05) for s in SHAPES) if device else ()
     job = Job("j1", KEY, JobState.LEASED, tuning_shapes=SHAPES)
-    return package(job, OPERATORS["jagged_sum"], record_for("nvidia", "sm_90"), CONFIG, report, peers, SHAPES, device, Provenance())[0]
+    return package(job, OPERATORS["jagged_sum"], record_for("nvidia", "sm_90"), CONFIG, report, peers, SHAPES, device, Provenance(), source=OPERATORS["jagged_sum"].kernel_source)[0]
 
 
 def test_a_kernel_faster_than_eager_is_served_with_its_measurements() -> None:

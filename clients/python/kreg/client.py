@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 import grpc
 
 from kreg import convert as cv
+from kreg import logs
 from kreg.cache import BlobCache
 from kreg.credentials import Credentials
 from kreg.errors import DataLoss, KregError, Unavailable, error_from_status
@@ -116,14 +117,20 @@ class Client:
 
     # ------------------------------------------------------------ call plumbing
 
+    def _call_metadata(self) -> tuple[tuple[str, str], ...]:
+        """Credentials plus a request id (kreg.logs): the one being served, else a new one."""
+        return self._metadata + ((logs.REQUEST_ID_HEADER, logs.request_id.get() or logs.new_request_id()),)
+
     def _call(self, fn: Callable[..., T], request: Any, *, read: bool, timeout_s: float | None = None) -> T:
-        """One unary call with a deadline; reads retry UNAVAILABLE until the deadline."""
+        """One unary call with a deadline; reads retry UNAVAILABLE until the deadline (under
+        one request id)."""
         deadline = time.monotonic() + (timeout_s or self.timeout_s)
         attempt = 0
+        metadata = self._call_metadata()
         while True:
             remaining = deadline - time.monotonic()
             try:
-                return fn(request, timeout=max(remaining, 0.001), metadata=self._metadata)
+                return fn(request, timeout=max(remaining, 0.001), metadata=metadata)
             except grpc.RpcError as e:
                 attempt += 1
                 retry = read and e.code() == grpc.StatusCode.UNAVAILABLE and attempt <= self.read_retries
@@ -165,20 +172,33 @@ class Client:
         self._stream_blob(digest, 0, buffer.extend, timeout_s)
         return _verified(digest, bytes(buffer))
 
-    def fetch_blobs(self, digests: Iterable[Digest], *, parallel: int = 8, timeout_s: float | None = None) -> dict[Digest, bytes]:
+    def fetch_blobs(
+        self,
+        digests: Iterable[Digest],
+        *,
+        parallel: int = 8,
+        timeout_s: float | None = None,
+        on_fetched: Callable[[Digest], object] = lambda digest: None,
+    ) -> dict[Digest, bytes]:
         """Many blobs' verified bytes, for a serving host's start: `parallel` streams at a time
         over the one channel, so the round trips overlap. Blobs the node cache lacks are
         streamed into memory, verified and returned at once; writing them to the cache (a
         disk sync each) happens behind, on one thread (`flush_cache` and `close` wait for it).
-        The first failure is raised once every fetch has ended."""
+        `on_fetched` hears of each blob as it arrives (from the fetching threads). The first
+        failure is raised once every fetch has ended."""
         unique = list(dict.fromkeys(digests))
         if len(unique) <= 1 or parallel <= 1:
-            return {d: self._fetch_for_start(d, timeout_s) for d in unique}
+            return {d: self._fetch_for_start(d, timeout_s, on_fetched) for d in unique}
         with ThreadPoolExecutor(max_workers=min(parallel, len(unique)), thread_name_prefix="kreg-fetch") as pool:
-            futures = {d: pool.submit(self._fetch_for_start, d, timeout_s) for d in unique}
+            futures = {d: pool.submit(self._fetch_for_start, d, timeout_s, on_fetched) for d in unique}
         return {d: f.result() for d, f in futures.items()}
 
-    def _fetch_for_start(self, digest: Digest, timeout_s: float | None) -> bytes:
+    def _fetch_for_start(self, digest: Digest, timeout_s: float | None, on_fetched: Callable[[Digest], object]) -> bytes:
+        data = self._fetch_into_memory(digest, timeout_s)
+        on_fetched(digest)
+        return data
+
+    def _fetch_into_memory(self, digest: Digest, timeout_s: float | None) -> bytes:
         if self.cache is not None:
             cached = self.cache.get(digest)
             if cached is not None:
@@ -210,12 +230,13 @@ class Client:
     def _stream_blob(self, digest: Digest, offset: int, sink: Callable[[bytes], object], timeout_s: float | None) -> None:
         deadline = time.monotonic() + (timeout_s or self.timeout_s)
         attempt = 0
+        metadata = self._call_metadata()
         while True:
             try:
                 stream = self._stub.FetchBlob(
                     pb.FetchBlobRequest(sha256=digest.sha256, offset=offset),
                     timeout=max(deadline - time.monotonic(), 0.001),
-                    metadata=self._metadata,
+                    metadata=metadata,
                 )
                 for chunk in stream:
                     if chunk.offset != offset:
@@ -233,7 +254,7 @@ class Client:
         """Updates for `key` until a kernel is served or its generation ends."""
         request = pb.WatchKernelRequest(key=cv.key_to_proto(key), runtime=cv.runtime_to_proto(self.runtime))
         try:
-            for msg in self._stub.WatchKernel(request, timeout=timeout_s, metadata=self._metadata):
+            for msg in self._stub.WatchKernel(request, timeout=timeout_s, metadata=self._call_metadata()):
                 yield WatchUpdate(
                     cv.resolution_from_proto(msg.resolution), cv.job_from_proto(msg.job) if msg.HasField("job") else None
                 )
@@ -355,11 +376,23 @@ class Client:
 
     # ------------------------------------------------------------ serving-host start
 
-    def pin_manifest(self, platform: str, arch: str, model: str, operators: Sequence[OperatorSpec], path: Path) -> Lockfile:
-        """Resolve a model's kernels, fetch every pinned blob into the cache, write the lockfile."""
+    def pin_manifest(
+        self,
+        platform: str,
+        arch: str,
+        model: str,
+        operators: Sequence[OperatorSpec],
+        path: Path,
+        *,
+        on_pinned: Callable[[Lockfile], object] = lambda lock: None,
+        on_fetched: Callable[[Digest], object] = lambda digest: None,
+    ) -> Lockfile:
+        """Resolve a model's kernels, fetch every pinned blob into the cache, write the lockfile.
+        `on_pinned` sees the lock before its blobs are fetched; `on_fetched` each blob fetched."""
         resolutions = self.get_manifest(platform, arch, model, operators)
         lock = Lockfile(platform, arch, model, self.runtime.toolchain, time.time(), tuple(resolutions))
-        self.fetch_blobs(lock.digests())
+        on_pinned(lock)
+        self.fetch_blobs(lock.digests(), on_fetched=on_fetched)
         lock.save(path)
         return lock
 

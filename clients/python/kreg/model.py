@@ -58,6 +58,7 @@ class CandidateStatus(enum.Enum):
     TIMEOUT = 5
     CRASH = 6
     PRUNED = 7
+    REJECTED = 8  # model-written source the sandbox's static checks refused (generator.sandbox)
 
 
 @dataclass(frozen=True)

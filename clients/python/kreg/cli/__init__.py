@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="registry address HOST:PORT (env KREG_REGISTRY; default %(default)s)",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="per-call deadline in seconds (default %(default)s)")
+    parser.add_argument(
+        "--log-format", dest="KREG_LOG_FORMAT", choices=["text", "json"], default=os.environ.get("KREG_LOG_FORMAT", "text"),
+        help="logs of serve, worker and fleet: text, or one JSON object per line (env KREG_LOG_FORMAT; default %(default)s)",
+    )
     # Client credentials: set as the environment kreg.credentials reads, so workers and the
     # embedded workers `serve` starts inherit them.
     for flag, env, what in (
@@ -83,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lease", type=float, default=60.0, help="lease length in seconds, renewed every third (default %(default)s)")
     p.add_argument("--no-device", action="store_true", help="never use a local GPU: verify in the interpreter only")
+    p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
     _generation_flags(p)
     p.set_defaults(func=_handler("worker", "run"))
 
@@ -184,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for env in ("KREG_TOKEN_FILE", "KREG_TLS_CA", "KREG_TLS_CERT", "KREG_TLS_KEY", "KREG_TLS_SERVER_NAME"):
+    for env in ("KREG_TOKEN_FILE", "KREG_TLS_CA", "KREG_TLS_CERT", "KREG_TLS_KEY", "KREG_TLS_SERVER_NAME", "KREG_LOG_FORMAT"):
         if getattr(args, env):
             os.environ[env] = getattr(args, env)
     try:

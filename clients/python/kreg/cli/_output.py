@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from typing import Any, Sequence
 
 from kreg.model import Artifact, Job, Resolution, WorkerStatus
@@ -24,6 +26,58 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+class ProgressBar:
+    """Progress of long work on stderr: a bar redrawn in place on a terminal; elsewhere (CI,
+    a log file) a plain line at most every few seconds and at the end. Thread-safe."""
+
+    WIDTH = 30
+    PLAIN_EVERY_S = 5.0
+
+    def __init__(self, label: str, total: int) -> None:
+        self._label, self._total, self._done = label, max(total, 0), 0
+        self._note = ""
+        self._tty = sys.stderr.isatty()
+        self._lock = threading.Lock()
+        self._last_plain = 0.0
+        self._draw()
+
+    def advance(self, n: int = 1, note: str = "") -> None:
+        with self._lock:
+            self._done = min(self._done + n, self._total)
+            self._note = note or self._note
+            self._draw()
+
+    def log(self, line: str) -> None:
+        """Print `line` above the bar."""
+        with self._lock:
+            if self._tty:
+                sys.stderr.write("\r\x1b[2K")
+            print(line, file=sys.stderr, flush=True)
+            if self._tty:
+                self._draw()
+
+    def close(self) -> None:
+        with self._lock:
+            self._last_plain = 0.0
+            self._draw(final=True)
+            if self._tty:
+                sys.stderr.write("\n")
+                sys.stderr.flush()
+
+    def _line(self) -> str:
+        filled = self.WIDTH * self._done // self._total if self._total else self.WIDTH
+        note = f"  {self._note}" if self._note else ""
+        return f"{self._label} [{'#' * filled}{'-' * (self.WIDTH - filled)}] {self._done}/{self._total}{note}"
+
+    def _draw(self, final: bool = False) -> None:
+        if self._tty:
+            sys.stderr.write("\r\x1b[2K" + self._line())
+            sys.stderr.flush()
+        elif final or time.monotonic() - self._last_plain >= self.PLAIN_EVERY_S:
+            self._last_plain = time.monotonic()
+            print(self._line(), file=sys.stderr, flush=True)
 
 
 def short(digest_or_id: str) -> str:

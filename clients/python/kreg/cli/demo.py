@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from kreg.cli._common import runtime_for
-from kreg.cli._output import print_table, progress, short
+from kreg.cli._output import ProgressBar, print_table, progress, short
 from kreg.cli.serve import start_workers, stop_workers
 from kreg.client import Client
 from kreg.keys import OperatorSpec
@@ -69,16 +69,23 @@ def _play_serving_hosts(address: str, model: str, targets: list[tuple[str, str]]
     deadline = time.monotonic() + wait_s
     with Client(address) as watcher:
         seen: dict[str, str] = {}
+        jobs, _ = watcher.list_jobs(page_size=1000)
+        bar = ProgressBar("jobs finished", len(jobs))
+        finished = 0
         while time.monotonic() < deadline:
-            jobs, _ = watcher.list_jobs(page_size=1000)
             for job in jobs:
                 line = f"{job.state.name.lower():9} {job.key.arch:7} {job.key.operator} {job.progress or job.last_error}"
                 if seen.get(job.job_id) != line:
                     seen[job.job_id] = line
-                    progress(f"  job …{job.job_id[-8:]} {line}".rstrip())
-            if jobs and all(j.state.terminal for j in jobs):
+                    bar.log(f"  job …{job.job_id[-8:]} {line}".rstrip())
+            now_finished = sum(j.state.terminal for j in jobs)
+            bar.advance(now_finished - finished)
+            finished = now_finished
+            if jobs and finished == len(jobs):
                 break
             time.sleep(0.5)
+            jobs, _ = watcher.list_jobs(page_size=1000)
+        bar.close()
 
     manifest = []
     for platform, arch in targets:

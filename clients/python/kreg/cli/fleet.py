@@ -9,6 +9,8 @@ import signal
 import sys
 import threading
 
+from kreg import logs
+
 
 def run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("ray") is None:
@@ -18,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from generator.worker import WorkerConfig
     from kreg.cli.worker import settings_for
 
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(args.KREG_LOG_FORMAT, logging.WARNING if args.quiet else logging.INFO)
     worker = WorkerConfig(registry=args.registry, lease_s=args.lease, settings=settings_for(args), signing_key=None)
     config = FleetConfig(
         ray_address=args.ray,

@@ -12,6 +12,7 @@ from kreg.cli._output import (
     ARTIFACT_HEADERS,
     JOB_HEADERS,
     RESOLUTION_HEADERS,
+    ProgressBar,
     WORKER_HEADERS,
     artifact_row,
     job_row,
@@ -63,7 +64,13 @@ def manifest(args: argparse.Namespace) -> int:
     cache = Path(args.cache) if args.lock else None
     with client_for(args, runtime_for(args.platform, args.toolchain), cache) as client:
         if args.lock:
-            lock = client.pin_manifest(args.platform, args.arch, args.model, operators, Path(args.lock))
+            bars: list[ProgressBar] = []
+            lock = client.pin_manifest(
+                args.platform, args.arch, args.model, operators, Path(args.lock),
+                on_pinned=lambda pinned: bars.append(ProgressBar("fetching blobs", len(pinned.digests()))),
+                on_fetched=lambda digest: bars[0].advance(note=f"{digest.sha256[:12]} ({digest.size_bytes:,} B)"),
+            )
+            bars[0].close()
             resolutions = list(lock.resolutions)
             progress(f"pinned {len(resolutions)} resolutions and {len(lock.digests())} blobs to {args.lock}")
         else:

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kreg import logs
+
 log = logging.getLogger("kreg.serve")
 
 
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 0:
         raise ValueError("--workers: must not be negative")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(args.KREG_LOG_FORMAT)
     from registry.server import ServerTls
 
     if bool(args.tls_cert) != bool(args.tls_key):

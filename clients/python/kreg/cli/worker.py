@@ -9,6 +9,8 @@ import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from kreg import logs
+
 if TYPE_CHECKING:
     from generator.pipeline import GenerationSettings
 
@@ -21,10 +23,12 @@ def parse_capability(text: str) -> tuple[str, str]:
 
 
 def settings_for(args: argparse.Namespace) -> GenerationSettings:
-    """The generation settings `--max-candidates` asks for (the defaults without it)."""
+    """The generation settings `--max-candidates` asks for (the defaults without it), with the
+    model proposer when the environment configures one (KREG_LLM_URL, KREG_LLM_MODEL, ...)."""
     from generator.pipeline import GenerationSettings
+    from generator.proposer import ProposerConfig
 
-    settings = GenerationSettings()
+    settings = GenerationSettings(proposer=ProposerConfig.from_env())
     if args.max_candidates is None:
         return settings
     return replace(
@@ -38,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
     from generator.worker import WorkerConfig, run_worker
     from kreg.model import Capability
 
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(args.KREG_LOG_FORMAT, logging.WARNING if args.quiet else logging.INFO)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port)
+        logging.getLogger("kreg.worker").info("metrics on :%d/metrics", args.metrics_port)
     capabilities = tuple(Capability(*parse_capability(s)) for s in args.serve)
     config = WorkerConfig(
         registry=args.registry, capabilities=capabilities, lease_s=args.lease, use_device=not args.no_device, settings=settings_for(args)

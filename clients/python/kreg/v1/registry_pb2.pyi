@@ -56,6 +56,7 @@ class CandidateStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CANDIDATE_STATUS_TIMEOUT: _ClassVar[CandidateStatus]
     CANDIDATE_STATUS_CRASH: _ClassVar[CandidateStatus]
     CANDIDATE_STATUS_PRUNED: _ClassVar[CandidateStatus]
+    CANDIDATE_STATUS_REJECTED: _ClassVar[CandidateStatus]
 EVIDENCE_TIER_UNSPECIFIED: EvidenceTier
 EVIDENCE_TIER_COMPILED: EvidenceTier
 EVIDENCE_TIER_INTERPRETED: EvidenceTier
@@ -84,6 +85,7 @@ CANDIDATE_STATUS_WRONG_RESULT: CandidateStatus
 CANDIDATE_STATUS_TIMEOUT: CandidateStatus
 CANDIDATE_STATUS_CRASH: CandidateStatus
 CANDIDATE_STATUS_PRUNED: CandidateStatus
+CANDIDATE_STATUS_REJECTED: CandidateStatus
 
 class OperatorSpec(_message.Message):
     __slots__ = ("name", "version", "params")
