@@ -33,34 +33,44 @@ log = logging.getLogger(__name__)
 async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
     if isinstance(exc, KregError):
         await context.abort(exc.code, str(exc))
+    rid = _ensure_request_id(context)
     log.exception("internal error in %s", method)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (logged by the registry as request {logs.request_id.get()})")
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (logged by the registry as request {rid})")
 
 
-def _start_request(context: grpc.aio.ServicerContext) -> None:
-    """Take the caller's request id (or make one) for this call's logs, audit and reply."""
-    rid = ""
+def _request_id(context: grpc.aio.ServicerContext) -> None:
+    """Serve the call under the caller's request id, when it sent one (kreg's client always
+    does). Calls without one get an id only when something is logged or audited for them
+    (_ensure_request_id): a read that succeeds writes nothing to name."""
     for key, value in context.invocation_metadata() or ():
         if key == logs.REQUEST_ID_HEADER:
-            rid = value if isinstance(value, str) and 0 < len(value) <= logs.MAX_REQUEST_ID_CHARS and value.isprintable() else ""
-            break
-    rid = rid or logs.new_request_id()
-    logs.request_id.set(rid)  # each RPC runs in its own task: the value ends with it
-    context.set_trailing_metadata(((logs.REQUEST_ID_HEADER, rid),))
+            if isinstance(value, str) and 0 < len(value) <= logs.MAX_REQUEST_ID_CHARS and value.isprintable():
+                logs.request_id.set(value)  # each RPC runs in its own task: the value ends with it
+            return
+
+
+def _ensure_request_id(context: grpc.aio.ServicerContext) -> str:
+    """The call's request id, made (and returned to the caller) if it has none yet."""
+    rid = logs.request_id.get()
+    if not rid:
+        rid = logs.new_request_id()
+        logs.request_id.set(rid)
+        context.set_trailing_metadata(((logs.REQUEST_ID_HEADER, rid),))
+    return rid
 
 
 class _CallMetrics:
-    """The grpc_server_* children of one method, bound once at registration."""
+    """The grpc_server_* numbers of one method, found once at registration."""
 
     def __init__(self, grpc_type: str, service: str, name: str) -> None:
-        labels = (grpc_type, service, name)
-        self.started = metrics.GRPC_STARTED.labels(*labels)
-        self.seconds = metrics.GRPC_SECONDS.labels(*labels)
-        self.handled = {code: metrics.GRPC_HANDLED.labels(*labels, code.name) for code in grpc.StatusCode}
+        self.stats = metrics.GRPC.method(grpc_type, service, name)
+
+    def start(self) -> float:
+        self.stats.started += 1
+        return time.perf_counter()
 
     def done(self, began: float, code: grpc.StatusCode) -> None:
-        self.seconds.observe(time.perf_counter() - began)
-        self.handled[code].inc()
+        self.stats.done(time.perf_counter() - began, code.name)
 
 
 def _code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
@@ -144,9 +154,10 @@ def _wrap(
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             principal, parsed = None, request
-            began = time.perf_counter()
-            unary_metrics.started.inc()
-            _start_request(context)
+            began = unary_metrics.start()
+            _request_id(context)
+            if audited:
+                _ensure_request_id(context)
             try:
                 if auth is not None:
                     principal = auth.caller(context.invocation_metadata())
@@ -174,9 +185,8 @@ def _wrap(
         stream_metrics = _CallMetrics("server_stream", service, name)
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            began = time.perf_counter()
-            stream_metrics.started.inc()
-            _start_request(context)
+            began = stream_metrics.start()
+            _request_id(context)
             try:
                 if auth is not None:
                     auth.permit(name, auth.caller(context.invocation_metadata()))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import grpc
+from kreg import convert as cv
 from kreg import logs
 from kreg.client import Client
 from kreg.errors import NotFound
@@ -30,17 +31,21 @@ def _timed(method: str) -> float:
     return REGISTRY.get_sample_value("grpc_server_handling_seconds_count", labels) or 0.0
 
 
-def test_a_callers_request_id_comes_back_and_is_audited(server) -> None:  # type: ignore[no-untyped-def]
+def test_writes_are_audited_under_the_callers_request_id_or_one_the_registry_returns(server) -> None:  # type: ignore[no-untyped-def]
+    artifact, blobs = make_artifact(KEY)
+    request = pb.PublishKernelRequest(artifact=cv.artifact_to_proto(artifact), blobs=[cv.blob_to_proto(b) for b in blobs])
     with grpc.insecure_channel(str(server.address)) as channel:
         stub = pb_grpc.KernelRegistryServiceStub(channel)
-        _, call = stub.ListJobs.with_call(pb.ListJobsRequest(), metadata=((logs.REQUEST_ID_HEADER, "trace-4711"),))
-        assert dict(call.trailing_metadata())[logs.REQUEST_ID_HEADER] == "trace-4711"
-        # Without one, or with one too long to take, the registry makes its own.
+        # Without an id (or with one too long to take) the registry makes one and returns it.
+        made = []
         for metadata in ((), ((logs.REQUEST_ID_HEADER, "x" * 65),)):
-            _, call = stub.ListJobs.with_call(pb.ListJobsRequest(), metadata=metadata)
-            made = dict(call.trailing_metadata())[logs.REQUEST_ID_HEADER]
-            assert len(made) == 16 and int(made, 16) >= 0
-    # The client sends the id of the request it is serving, if any: the audit log has it.
+            _, call = stub.PublishKernel.with_call(request, metadata=metadata)
+            made.append(dict(call.trailing_metadata())[logs.REQUEST_ID_HEADER])
+        assert all(len(m) == 16 and int(m, 16) >= 0 for m in made) and made[0] != made[1]
+        # A read that succeeds logs nothing, so it is given no id.
+        _, call = stub.ListJobs.with_call(pb.ListJobsRequest())
+        assert logs.REQUEST_ID_HEADER not in dict(call.trailing_metadata() or ())
+    # kreg's client sends the id of the request it is serving: the audit line has it.
     token = logs.request_id.set("publish-0815")
     try:
         with Client(server.address, timeout_s=5, runtime=Runtime(TRITON_36)) as client:
@@ -48,7 +53,7 @@ def test_a_callers_request_id_comes_back_and_is_audited(server) -> None:  # type
     finally:
         logs.request_id.reset(token)
     entries = [json.loads(line) for line in (server.config.data_dir / "audit.jsonl").read_text().splitlines()]
-    assert [e["request_id"] for e in entries if e["method"] == "PublishKernel"] == ["publish-0815"]
+    assert [e["request_id"] for e in entries if e["method"] == "PublishKernel"] == [*made, "publish-0815"]
 
 
 def test_every_call_is_counted_by_method_and_code_and_timed(server) -> None:  # type: ignore[no-untyped-def]

@@ -2,8 +2,9 @@
 with the request id of the RPC being served (or made) when there is one.
 
 The id travels as the `x-request-id` metadata of each call: the client makes one per call
-(kept across its retries), the registry takes it (or makes one) and logs and audits under
-it, so a caller's failure and the server's log line name the same request.
+(kept across its retries), the registry logs and audits under it (and makes one for a call
+without, when it has something to write about it), so a caller's failure and the server's
+log line name the same request.
 """
 
 from __future__ import annotations
