@@ -240,6 +240,10 @@ def served_in_interpreter(address: str, lockfile: str, cache_dir: str) -> dict[s
         explained = ops.explain("jagged_sum", values, offsets)
         out = ops.jagged_sum(values, offsets)
         online = ops.last_decision("jagged_sum")
+        # Compiled whole (no graph break), the model still runs the served kernel.
+        compiled = torch.compile(lambda v, o: ops.jagged_sum(v, o) * 2, fullgraph=True, backend="aot_eager")
+        compiled_out = compiled(values, offsets)
+        in_graph = ops.last_decision("jagged_sum")
         # mean=1 names another key, which nobody generated: its reference runs.
         mean = ops.jagged_sum(values, offsets, mean=True)
         unpublished = ops.last_decision("jagged_sum")
@@ -247,9 +251,10 @@ def served_in_interpreter(address: str, lockfile: str, cache_dir: str) -> dict[s
     preloaded_offline = ops.preload([SERVED])
     offline_out = ops.jagged_sum(values, offsets)
     offline = ops.last_decision(KEY)
-    decisions = {"explained": explained, "online": online, "unpublished": unpublished, "offline": offline}
+    decisions = {"explained": explained, "online": online, "in_graph": in_graph, "unpublished": unpublished, "offline": offline}
     return {
         "out": out,
+        "compiled_out": compiled_out,
         "offline_out": offline_out,
         "expected": ref.jagged_sum(values, offsets),
         "mean": mean,
@@ -279,7 +284,8 @@ def test_a_generated_source_artifact_is_served_and_matches_the_reference(
     torch.testing.assert_close(got["out"], got["expected"], rtol=rtol, atol=atol)
     torch.testing.assert_close(got["offline_out"], got["expected"], rtol=rtol, atol=atol)
     assert torch.equal(got["mean"], got["expected_mean"])
-    for name in ("explained", "online", "offline"):
+    torch.testing.assert_close(got["compiled_out"], 2 * got["expected"], rtol=rtol, atol=atol)
+    for name in ("explained", "online", "in_graph", "offline"):
         assert got[name][:3] == ("source", str(KEY), artifact.artifact_id), (name, got[name])
     assert "source only" in got["online"][3]
     assert got["unpublished"][:2] == ("reference", "cpu/x86_64/ops-test/jagged_sum@1{D=8,dtype=fp32,mean=1}")

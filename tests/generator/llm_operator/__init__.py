@@ -6,21 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from faulty_operator import allocate_outputs, make_inputs  # the same fp32 vector in, one out
+
 from generator.operators.base import Config, KernelLaunch, OperatorTemplate, float_tolerance
 from kreg.model import TuningShape
-
-
-def make_inputs(params: Mapping[str, str], dims: Mapping[str, int], seed: int, device: str) -> dict[str, Any]:
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    return {"x": torch.randn(dims["N"], generator=gen).to(device)}
-
-
-def allocate_outputs(params: Mapping[str, str], inputs: Mapping[str, Any]) -> dict[str, Any]:
-    import torch
-
-    return {"y": torch.empty_like(inputs["x"])}
 
 
 def launches(params: Mapping[str, str], config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> list[KernelLaunch]:

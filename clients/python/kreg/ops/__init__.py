@@ -22,12 +22,19 @@ the same results up to the kernels' float tolerance, when:
 each logged as a warning once per key and reason. Binaries load only on GPU hosts; on a CPU
 host a BINARY resolution runs the reference (the GPU bench exercises the binary path).
 
+Every op is also a PyTorch operator, torch.ops.kreg.<op> (kreg.ops.library: a custom op with
+a fake implementation), and calls go through it: torch.compile(fullgraph=True) of a model
+that calls kreg.ops.* traces one opaque call per op and runs the served kernel. Inputs that
+require grad run eagerly instead (the reference's autograd graph; served kernels are
+forward-only).
+
 This package imports nothing heavy: torch only once an op is called with tensors (they
-already imported it), triton only when a kernel is loaded.
+already imported it) or kreg.ops is imported after torch, triton only when a kernel is loaded.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "configure",
+    "register_torch_ops",
     "dcn_lowrank_cross",
     "dlrm_dot_interaction",
     "embedding_bag",
@@ -120,6 +128,8 @@ def configure(
     global _PROVIDER
     with _CONFIGURE_LOCK:
         _PROVIDER = made
+    if "torch" in sys.modules:
+        register_torch_ops()
     return made
 
 
@@ -165,6 +175,41 @@ def explain(op: str, *args: Any, **kwargs: Any) -> Decision:
     if current is None:
         return Decision(str(call.spec or op), "reference", "kreg.ops.configure() was not called")
     return current.explain(call)
+
+
+# kreg.ops.library.ADAPTERS once the ops are registered with torch.library; and torch's
+# grad-mode check, kept here so that routing a call imports nothing.
+_LIBRARY: dict[str, Callable[..., Any]] | None = None
+_GRAD_ENABLED: Callable[[], bool] = lambda: False
+_TENSOR: type = type(None)
+
+
+def register_torch_ops() -> None:
+    """Register every op with torch.library as torch.ops.kreg.<op> (kreg.ops.library). Done
+    when kreg.ops is imported after torch, by configure() once torch is imported, and else at
+    the first call: before a torch.compile, make sure one of these has happened (a
+    registration inside a trace would break the graph)."""
+    global _LIBRARY, _GRAD_ENABLED, _TENSOR
+    if _LIBRARY is None:
+        import torch
+
+        from kreg.ops.library import ADAPTERS
+
+        _GRAD_ENABLED, _TENSOR, _LIBRARY = torch.is_grad_enabled, torch.Tensor, ADAPTERS
+
+
+def _route(name: str, eager: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], tensors: tuple[Any, ...]) -> Any:
+    """Run op `name` through its torch op, so torch.compile sees one opaque call that runs the
+    served kernel; eagerly when autograd needs the reference's graph (served kernels are
+    forward-only) or when an argument that should be a tensor is not (the reference's error)."""
+    if _LIBRARY is None:
+        register_torch_ops()
+    assert _LIBRARY is not None
+    if not all(t is None or isinstance(t, _TENSOR) for t in tensors):
+        return eager(*args, **kwargs)
+    if _GRAD_ENABLED() and any(t is not None and t.requires_grad for t in tensors):
+        return eager(*args, **kwargs)
+    return _LIBRARY[name](*args, **kwargs)
 
 
 def _reference() -> ModuleType:
@@ -257,12 +302,17 @@ def _pooling_call(
     return _call(name, OperatorSpec("jagged_sum", 1, params), inputs, reference)
 
 
-def jagged_sum(
-    values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False, weights: torch.Tensor | None = None
-) -> torch.Tensor:
+def jagged_sum(values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False, weights: torch.Tensor | None = None) -> torch.Tensor:
     """out[b] = sum of values[offsets[b]:offsets[b+1]] ([B, D]); the mean when `mean`, 0 for
     an empty row; with `weights` [L], each item times its weight. As
     kreg.ops.reference.jagged_sum, on the served kernel when there is one."""
+    return _route("jagged_sum", _eager_jagged_sum, (values, offsets), {"mean": mean, "weights": weights}, (values, offsets, weights))  # type: ignore[no-any-return]
+
+
+def _eager_jagged_sum(
+    values: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """jagged_sum's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().jagged_sum(values, offsets, mean=mean, weights=weights)
@@ -285,12 +335,17 @@ def _prepare_embedding_bag(
     return _pooling_call("embedding_bag", inputs, mean, weights, reference, gather=True)
 
 
-def embedding_bag(
-    table: torch.Tensor, indices: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False, weights: torch.Tensor | None = None
-) -> torch.Tensor:
+def embedding_bag(table: torch.Tensor, indices: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False, weights: torch.Tensor | None = None) -> torch.Tensor:
     """F.embedding_bag over offsets [B+1]: bag b pools table rows indices[offsets[b]:offsets[b+1]]
     (sum, or the mean; `weights` [L] scale a sum), on the served jagged_sum@1{gather=1} kernel
     when there is one. Indices must lie in the table: the kernel does not check them."""
+    return _route("embedding_bag", _eager_embedding_bag, (table, indices, offsets), {"mean": mean, "weights": weights}, (table, indices, offsets, weights))  # type: ignore[no-any-return]
+
+
+def _eager_embedding_bag(
+    table: torch.Tensor, indices: torch.Tensor, offsets: torch.Tensor, *, mean: bool = False, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """embedding_bag's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().embedding_bag(table, indices, offsets, mean=mean, weights=weights)
@@ -314,6 +369,11 @@ def _prepare_jagged_softmax(values: torch.Tensor, offsets: torch.Tensor, *, max_
 def jagged_softmax(values: torch.Tensor, offsets: torch.Tensor, *, max_len: int) -> torch.Tensor:
     """Softmax over each row's first max_len items, per column; 0 past max_len. As
     kreg.ops.reference.jagged_softmax, on the served kernel when there is one."""
+    return _route("jagged_softmax", _eager_jagged_softmax, (values, offsets), {"max_len": max_len}, (values, offsets))  # type: ignore[no-any-return]
+
+
+def _eager_jagged_softmax(values: torch.Tensor, offsets: torch.Tensor, *, max_len: int) -> torch.Tensor:
+    """jagged_softmax's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().jagged_softmax(values, offsets, max_len=max_len)
@@ -346,6 +406,11 @@ def dlrm_dot_interaction(dense: torch.Tensor, sparse: torch.Tensor) -> torch.Ten
     """TorchRec's dot interaction: cat(dense, the strict upper triangle of T Tᵀ) with
     T = cat(dense[:, None], sparse). As kreg.ops.reference.dlrm_dot_interaction, on the
     served kernel when there is one."""
+    return _route("dlrm_dot_interaction", _eager_dlrm_dot_interaction, (dense, sparse), {}, (dense, sparse))  # type: ignore[no-any-return]
+
+
+def _eager_dlrm_dot_interaction(dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+    """dlrm_dot_interaction's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().dlrm_dot_interaction(dense, sparse)
@@ -374,6 +439,11 @@ def _prepare_sigrid_hash(ids: torch.Tensor, *, salt: int, modulus: int) -> OpCal
 def sigrid_hash(ids: torch.Tensor, *, salt: int, modulus: int) -> torch.Tensor:
     """floormod(hash_128_to_64(salt, twang_mix64(id)), modulus) per id, int64 (Velox). As
     kreg.ops.reference.sigrid_hash, on the served kernel when there is one."""
+    return _route("sigrid_hash", _eager_sigrid_hash, (ids,), {"salt": salt, "modulus": modulus}, (ids,))  # type: ignore[no-any-return]
+
+
+def _eager_sigrid_hash(ids: torch.Tensor, *, salt: int, modulus: int) -> torch.Tensor:
+    """sigrid_hash's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().sigrid_hash(ids, salt=salt, modulus=modulus)
@@ -411,6 +481,11 @@ def _prepare_swish_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch
 def swish_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, eps: float = 1e-5) -> torch.Tensor:
     """x * sigmoid(LN(x; weight, bias)) per row of x [N, D], in fp32, cast back. As
     kreg.ops.reference.swish_layer_norm, on the served kernel when there is one (eps 1e-5)."""
+    return _route("swish_layer_norm", _eager_swish_layer_norm, (x, weight, bias), {"eps": eps}, (x, weight, bias))  # type: ignore[no-any-return]
+
+
+def _eager_swish_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, eps: float = 1e-5) -> torch.Tensor:
+    """swish_layer_norm's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().swish_layer_norm(x, weight, bias, eps=eps)
@@ -435,11 +510,16 @@ def _prepare_layer_norm_mul(
     return _call("layer_norm_mul", OperatorSpec("layer_norm_mul", 1, params), inputs, reference)
 
 
-def layer_norm_mul(
-    x: torch.Tensor, u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, act: str = "none", eps: float = 1e-5
-) -> torch.Tensor:
+def layer_norm_mul(x: torch.Tensor, u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, act: str = "none", eps: float = 1e-5) -> torch.Tensor:
     """act(u) * LN(x; weight, bias) per row, act none|sigmoid|silu, in fp32, cast back. As
     kreg.ops.reference.layer_norm_mul, on the served kernel when there is one (eps 1e-5)."""
+    return _route("layer_norm_mul", _eager_layer_norm_mul, (x, u, weight, bias), {"act": act, "eps": eps}, (x, u, weight, bias))  # type: ignore[no-any-return]
+
+
+def _eager_layer_norm_mul(
+    x: torch.Tensor, u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, act: str = "none", eps: float = 1e-5
+) -> torch.Tensor:
+    """layer_norm_mul's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().layer_norm_mul(x, u, weight, bias, act=act, eps=eps)
@@ -479,6 +559,11 @@ def dcn_lowrank_cross(x0: torch.Tensor, V: torch.Tensor, W: torch.Tensor, bias: 
     """DCN-v2's low-rank cross network x_{l+1} = x0 * (W_l (V_l x_l) + b_l) + x_l over the L
     layers of V [L, r, N], W [L, N, r], bias [L, N] (TorchRec LowRankCrossNet's parameters).
     As kreg.ops.reference.dcn_lowrank_cross, on the served kernel when there is one."""
+    return _route("dcn_lowrank_cross", _eager_dcn_lowrank_cross, (x0, V, W, bias), {}, (x0, V, W, bias))  # type: ignore[no-any-return]
+
+
+def _eager_dcn_lowrank_cross(x0: torch.Tensor, V: torch.Tensor, W: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """dcn_lowrank_cross's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().dcn_lowrank_cross(x0, V, W, bias)
@@ -524,13 +609,18 @@ def _prepare_jagged_truncate(values: torch.Tensor, offsets: torch.Tensor, *, max
     return replace(call, output=("values", "offsets"))
 
 
-def jagged_truncate(
-    values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, keep: str = "first"
-) -> tuple[torch.Tensor, torch.Tensor]:
+def jagged_truncate(values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, keep: str = "first") -> tuple[torch.Tensor, torch.Tensor]:
     """(values, offsets) keeping the first (or, keep="last", the last) min(len_b, max_len)
     items of every row. As kreg.ops.reference.jagged_truncate, on the served kernel when
     there is one; the kernel fills a buffer sized from shapes, and the kept count is read
     back (one device sync, as any op whose output size is data)."""
+    return _route("jagged_truncate", _eager_jagged_truncate, (values, offsets), {"max_len": max_len, "keep": keep}, (values, offsets))  # type: ignore[no-any-return]
+
+
+def _eager_jagged_truncate(
+    values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, keep: str = "first"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """jagged_truncate's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().jagged_truncate(values, offsets, max_len=max_len, keep=keep)
@@ -560,11 +650,16 @@ def _prepare_jagged_to_padded_dense(
     return _call("jagged_to_padded_dense", spec, inputs, reference)
 
 
-def jagged_to_padded_dense(
-    values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, padding_value: float = 0.0
-) -> torch.Tensor:
+def jagged_to_padded_dense(values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, padding_value: float = 0.0) -> torch.Tensor:
     """[B, max_len, D]: each row's first min(len_b, max_len) items, then padding_value. As
     kreg.ops.reference.jagged_to_padded_dense, on the served kernel when there is one."""
+    return _route("jagged_to_padded_dense", _eager_jagged_to_padded_dense, (values, offsets), {"max_len": max_len, "padding_value": padding_value}, (values, offsets))  # type: ignore[no-any-return]
+
+
+def _eager_jagged_to_padded_dense(
+    values: torch.Tensor, offsets: torch.Tensor, *, max_len: int, padding_value: float = 0.0
+) -> torch.Tensor:
+    """jagged_to_padded_dense's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().jagged_to_padded_dense(values, offsets, max_len=max_len, padding_value=padding_value)
@@ -604,6 +699,11 @@ def _prepare_dense_to_jagged(dense: torch.Tensor, offsets: torch.Tensor, *, tota
 def dense_to_jagged(dense: torch.Tensor, offsets: torch.Tensor, *, total_L: int | None = None) -> torch.Tensor:
     """values [L, D] with row b's item i = dense[b, i] (0 past the dense length). As
     kreg.ops.reference.dense_to_jagged, on the served kernel when there is one."""
+    return _route("dense_to_jagged", _eager_dense_to_jagged, (dense, offsets), {"total_L": total_L}, (dense, offsets))  # type: ignore[no-any-return]
+
+
+def _eager_dense_to_jagged(dense: torch.Tensor, offsets: torch.Tensor, *, total_L: int | None = None) -> torch.Tensor:
+    """dense_to_jagged's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().dense_to_jagged(dense, offsets, total_L=total_L)
@@ -672,12 +772,17 @@ def _prepare_jagged_flash_attention(
     return _call("jagged_flash_attention", spec, inputs, reference)
 
 
-def jagged_flash_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, *, max_len: int
-) -> torch.Tensor:
+def jagged_flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, *, max_len: int) -> torch.Tensor:
     """Per jagged row truncated to max_len items, softmax(Q Kᵀ) / max_len @ V (fbgemm SLL,
     no 1/sqrt(d)); q, k, v [L, D]; items past max_len are 0. As
     kreg.ops.reference.jagged_flash_attention, on the served kernel when there is one."""
+    return _route("jagged_flash_attention", _eager_jagged_flash_attention, (q, k, v, offsets), {"max_len": max_len}, (q, k, v, offsets))  # type: ignore[no-any-return]
+
+
+def _eager_jagged_flash_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, *, max_len: int
+) -> torch.Tensor:
+    """jagged_flash_attention's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().jagged_flash_attention(q, k, v, offsets, max_len=max_len)
@@ -728,7 +833,14 @@ def _prepare_hstu_attention(
     return _call("hstu_attention", spec, inputs, reference)
 
 
-def hstu_attention(
+def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, *, max_len: int, num_targets: torch.Tensor | None = None, alpha: float | None = None) -> torch.Tensor:
+    """HSTU attention forward: per row and head, (silu(alpha Q Kᵀ) / max_len * mask) V with the
+    causal + num_targets mask; q, k, v [L, H, D]; alpha defaults to 1/sqrt(D). As
+    kreg.ops.reference.hstu_attention, on the served kernel when there is one."""
+    return _route("hstu_attention", _eager_hstu_attention, (q, k, v, offsets), {"max_len": max_len, "num_targets": num_targets, "alpha": alpha}, (q, k, v, offsets, num_targets))  # type: ignore[no-any-return]
+
+
+def _eager_hstu_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -738,9 +850,7 @@ def hstu_attention(
     num_targets: torch.Tensor | None = None,
     alpha: float | None = None,
 ) -> torch.Tensor:
-    """HSTU attention forward: per row and head, (silu(alpha Q Kᵀ) / max_len * mask) V with the
-    causal + num_targets mask; q, k, v [L, H, D]; alpha defaults to 1/sqrt(D). As
-    kreg.ops.reference.hstu_attention, on the served kernel when there is one."""
+    """hstu_attention's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().hstu_attention(q, k, v, offsets, max_len=max_len, num_targets=num_targets, alpha=alpha)
@@ -802,7 +912,14 @@ def _prepare_bucketize_sparse_features(
     return replace(call, output=("new_lengths", "new_offsets", "new_ids", "positions"))
 
 
-def bucketize_sparse_features(
+def bucketize_sparse_features(offsets: torch.Tensor, ids: torch.Tensor, num_buckets: int, *, block_sizes: torch.Tensor | None = None, positions: bool = False) -> tuple[torch.Tensor, ...]:
+    """fbgemm's (block_)bucketize_sparse_features: (new_lengths [S*R], new_offsets [S*R+1],
+    new_ids [L]) bucket-major, plus positions [L] when asked. As
+    kreg.ops.reference.bucketize_sparse_features, on the served kernel when there is one."""
+    return _route("bucketize_sparse_features", _eager_bucketize_sparse_features, (offsets, ids, num_buckets), {"block_sizes": block_sizes, "positions": positions}, (offsets, ids, block_sizes))  # type: ignore[no-any-return]
+
+
+def _eager_bucketize_sparse_features(
     offsets: torch.Tensor,
     ids: torch.Tensor,
     num_buckets: int,
@@ -810,9 +927,7 @@ def bucketize_sparse_features(
     block_sizes: torch.Tensor | None = None,
     positions: bool = False,
 ) -> tuple[torch.Tensor, ...]:
-    """fbgemm's (block_)bucketize_sparse_features: (new_lengths [S*R], new_offsets [S*R+1],
-    new_ids [L]) bucket-major, plus positions [L] when asked. As
-    kreg.ops.reference.bucketize_sparse_features, on the served kernel when there is one."""
+    """bucketize_sparse_features's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().bucketize_sparse_features(
@@ -851,6 +966,11 @@ def batched_dense_bucketize(x: torch.Tensor, border_values: torch.Tensor, border
     """out[b, f] = torch.bucketize(x[b, f], borders_f, right=False), int64 [B, F], with
     feature f's sorted borders border_values[border_offsets[f]:border_offsets[f+1]]. As
     kreg.ops.reference.batched_dense_bucketize, on the served kernel when there is one."""
+    return _route("batched_dense_bucketize", _eager_batched_dense_bucketize, (x, border_values, border_offsets), {}, (x, border_values, border_offsets))  # type: ignore[no-any-return]
+
+
+def _eager_batched_dense_bucketize(x: torch.Tensor, border_values: torch.Tensor, border_offsets: torch.Tensor) -> torch.Tensor:
+    """batched_dense_bucketize's dispatch, the body of its torch op (kreg.ops.library)."""
     current = _PROVIDER
     if current is None:
         return _reference().batched_dense_bucketize(x, border_values, border_offsets)
@@ -860,3 +980,7 @@ def batched_dense_bucketize(x: torch.Tensor, border_values: torch.Tensor, border
 _PREPARE["bucketize_sparse_features"] = _prepare_bucketize_sparse_features
 _PREPARE["batched_dense_bucketize"] = _prepare_batched_dense_bucketize
 __all__ += ["batched_dense_bucketize", "bucketize_sparse_features"]
+
+
+if "torch" in sys.modules:  # imported after torch: register now, before any torch.compile traces a call
+    register_torch_ops()
