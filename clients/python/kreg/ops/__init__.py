@@ -14,7 +14,7 @@ the same results up to the kernels' float tolerance, when:
 
 - configure() was not called (silently: that is the default),
 - the inputs are on the CPU (served kernels run on the GPU; under Triton's interpreter,
-  TRITON_INTERPRET=1, source kernels run on CPU tensors too), need autograd, or are of a
+  TRITON_INTERPRET=1, source kernels run on CPU tensors too), or are of a
   kind no key names (fp64, a zero width, ...); invalid inputs get the reference's errors,
 - the registry answers REFERENCE (nothing published, retracted, slower than the reference),
   or the artifact does not load here (LoadError, SourceError) or fails to launch;
@@ -24,9 +24,9 @@ host a BINARY resolution runs the reference (the GPU bench exercises the binary 
 
 Every op is also a PyTorch operator, torch.ops.kreg.<op> (kreg.ops.library: a custom op with
 a fake implementation), and calls go through it: torch.compile(fullgraph=True) of a model
-that calls kreg.ops.* traces one opaque call per op and runs the served kernel. Inputs that
-require grad run eagerly instead (the reference's autograd graph; served kernels are
-forward-only).
+that calls kreg.ops.* traces one opaque call per op and runs the served kernel. The
+differentiable ops' backward is their reference's, recomputed on the saved inputs (served
+kernels are forward-only so far), so training runs the served forward kernels too.
 
 This package imports nothing heavy: torch only once an op is called with tensors (they
 already imported it) or kreg.ops is imported after torch, triton only when a kernel is loaded.
@@ -170,7 +170,10 @@ def explain(op: str, *args: Any, **kwargs: Any) -> Decision:
         prepare = _PREPARE[op]
     except KeyError:
         raise ValueError(f"no op {op!r}; known: {', '.join(sorted(_PREPARE))}") from None
-    call = prepare(*args, **kwargs)
+    import torch
+
+    with torch.no_grad():  # as a call runs it: the forward of a differentiable op's torch op
+        call = prepare(*args, **kwargs)
     current = _PROVIDER
     if current is None:
         return Decision(str(call.spec or op), "reference", "kreg.ops.configure() was not called")
@@ -180,6 +183,7 @@ def explain(op: str, *args: Any, **kwargs: Any) -> Decision:
 # kreg.ops.library.ADAPTERS once the ops are registered with torch.library; and torch's
 # grad-mode check, kept here so that routing a call imports nothing.
 _LIBRARY: dict[str, Callable[..., Any]] | None = None
+_DIFFERENTIABLE: frozenset[str] = frozenset()
 _GRAD_ENABLED: Callable[[], bool] = lambda: False
 _TENSOR: type = type(None)
 
@@ -189,25 +193,26 @@ def register_torch_ops() -> None:
     when kreg.ops is imported after torch, by configure() once torch is imported, and else at
     the first call: before a torch.compile, make sure one of these has happened (a
     registration inside a trace would break the graph)."""
-    global _LIBRARY, _GRAD_ENABLED, _TENSOR
+    global _LIBRARY, _DIFFERENTIABLE, _GRAD_ENABLED, _TENSOR
     if _LIBRARY is None:
         import torch
 
-        from kreg.ops.library import ADAPTERS
+        from kreg.ops.library import ADAPTERS, DIFFERENTIABLE
 
-        _GRAD_ENABLED, _TENSOR, _LIBRARY = torch.is_grad_enabled, torch.Tensor, ADAPTERS
+        _GRAD_ENABLED, _TENSOR, _DIFFERENTIABLE, _LIBRARY = torch.is_grad_enabled, torch.Tensor, DIFFERENTIABLE, ADAPTERS
 
 
 def _route(name: str, eager: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], tensors: tuple[Any, ...]) -> Any:
     """Run op `name` through its torch op, so torch.compile sees one opaque call that runs the
-    served kernel; eagerly when autograd needs the reference's graph (served kernels are
-    forward-only) or when an argument that should be a tensor is not (the reference's error)."""
+    served kernel (a differentiable op's backward is its reference's: kreg.ops.library);
+    eagerly when an argument that should be a tensor is not (the reference's error), or when
+    inputs of an op with integer outputs need grad."""
     if _LIBRARY is None:
         register_torch_ops()
     assert _LIBRARY is not None
     if not all(t is None or isinstance(t, _TENSOR) for t in tensors):
         return eager(*args, **kwargs)
-    if _GRAD_ENABLED() and any(t is not None and t.requires_grad for t in tensors):
+    if name not in _DIFFERENTIABLE and _GRAD_ENABLED() and any(t is not None and t.requires_grad for t in tensors):
         return eager(*args, **kwargs)
     return _LIBRARY[name](*args, **kwargs)
 

@@ -8,6 +8,11 @@ the served kernel, not a retrace of the reference, runs in the compiled graph. O
 size depends on the data (jagged_truncate's values, bucketize's ids are still [L]) get an
 unbacked size.
 
+The differentiable ops have an autograd formula that is the reference's backward: the
+forward runs the served kernel (forward-only), the backward recomputes the op's PyTorch
+reference on the saved inputs and differentiates it. That is the fallback a served backward
+kernel would replace; training can use served forward kernels now.
+
 The schemas put tensors first and positional (torch.library's rule); the adapters below take
 kreg.ops' own signatures. Imported once torch is (kreg.ops.register_torch_ops).
 """
@@ -21,6 +26,7 @@ import torch
 from torch import Tensor
 
 from kreg import ops as _ops
+from kreg.ops import reference as _ref
 
 _NS = "kreg"
 
@@ -228,3 +234,56 @@ ADAPTERS: dict[str, Callable[..., Any]] = {
     ),
     "batched_dense_bucketize": lambda x, border_values, border_offsets: _batched_dense_bucketize(x, border_values, border_offsets),
 }
+
+
+# --- backward: the reference's --------------------------------------------------------------
+
+# Each differentiable op's reference, in its torch op's own signature.
+REFERENCES: dict[str, Callable[..., Any]] = {
+    "jagged_sum": lambda values, offsets, weights=None, mean=False: _ref.jagged_sum(values, offsets, mean=mean, weights=weights),
+    "embedding_bag": lambda table, indices, offsets, weights=None, mean=False: _ref.embedding_bag(table, indices, offsets, mean=mean, weights=weights),
+    "jagged_softmax": lambda values, offsets, max_len: _ref.jagged_softmax(values, offsets, max_len=max_len),
+    "dlrm_dot_interaction": _ref.dlrm_dot_interaction,
+    "swish_layer_norm": lambda x, weight, bias, eps=1e-5: _ref.swish_layer_norm(x, weight, bias, eps=eps),
+    "layer_norm_mul": lambda x, u, weight, bias, act="none", eps=1e-5: _ref.layer_norm_mul(x, u, weight, bias, act=act, eps=eps),
+    "dcn_lowrank_cross": _ref.dcn_lowrank_cross,
+    "jagged_truncate": lambda values, offsets, max_len, keep="first": _ref.jagged_truncate(values, offsets, max_len=max_len, keep=keep),
+    "jagged_to_padded_dense": lambda values, offsets, max_len, padding_value=0.0: _ref.jagged_to_padded_dense(values, offsets, max_len=max_len, padding_value=padding_value),
+    "dense_to_jagged": lambda dense, offsets, total_L=None: _ref.dense_to_jagged(dense, offsets, total_L=total_L),
+    "jagged_flash_attention": lambda q, k, v, offsets, max_len: _ref.jagged_flash_attention(q, k, v, offsets, max_len=max_len),
+    "hstu_attention": lambda q, k, v, offsets, num_targets=None, max_len=1, alpha=None: _ref.hstu_attention(
+        q, k, v, offsets, max_len=max_len, num_targets=num_targets, alpha=alpha
+    ),
+}
+
+
+def _reference_backward(name: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """(backward, setup_context) differentiating `name`'s reference, recomputed on the inputs."""
+    reference = REFERENCES[name]
+
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.inputs = inputs  # tensors and plain arguments alike: the recompute needs both
+        # From the inputs themselves: ctx.needs_input_grad leaves out trailing defaulted args.
+        ctx.needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
+        needs = ctx.needs
+        with torch.enable_grad():
+            leaves = [t.detach().requires_grad_() if needs[i] else t for i, t in enumerate(ctx.inputs)]
+            outputs = reference(*leaves)
+            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+            pairs = [(o, g) for o, g in zip(outputs, grads) if g is not None and o.requires_grad]
+            wanted = [t for i, t in enumerate(leaves) if needs[i]]
+            found = iter(torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True))
+        return tuple(next(found) if needs[i] else None for i in range(len(leaves)))
+
+    return backward, setup_context
+
+
+for _name in REFERENCES:
+    _backward, _setup = _reference_backward(_name)
+    globals()[f"_{_name}"].register_autograd(_backward, setup_context=_setup)
+
+# Ops whose calls may carry inputs that need grad: the rest (hashing, bucketizing) produce
+# integers, and such calls run eagerly (kreg.ops._route).
+DIFFERENTIABLE = frozenset(REFERENCES)
