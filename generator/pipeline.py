@@ -255,7 +255,8 @@ def _task(
 def _profile(
     template: OperatorTemplate, params: dict[str, str], report: CandidateReport, shapes: tuple[TuningShape, ...], device: DeviceInfo
 ) -> tuple[ShapeMeasurement, ...]:
-    """What the evaluator measured of a passing candidate, as fractions of the device's ceilings."""
+    """What the evaluator timed of a passing candidate, per shape, as fractions of the device's
+    ceilings (the peers' times are not in it: see _measurements)."""
     rows = []
     for shape, timing in zip(shapes, report.timings):
         seconds = timing.median_ms / 1e3
@@ -263,6 +264,8 @@ def _profile(
         rows.append(ShapeMeasurement(
             shape=shape,
             median_ms=timing.median_ms,
+            p20_ms=timing.p20_ms,
+            p80_ms=timing.p80_ms,
             bandwidth_fraction=template.bytes_moved(params, shape.dims) / seconds / device.copy_bytes_per_s,
             flops_fraction=flops / seconds / device.matmul_flops_per_s if flops and device.matmul_flops_per_s else 0.0,
         ))
@@ -381,23 +384,8 @@ def _measurements(
 ) -> Measurements:
     if device is None or not report.timings:
         return Measurements(max_relative_error=report.max_relative_error)
-    params = dict(job.key.operator.params)
-    rows = []
-    for shape, timing, peer in zip(shapes, report.timings, peers):
-        seconds = timing.median_ms / 1e3
-        flops = template.flops(params, shape.dims)
-        rows.append(
-            ShapeMeasurement(
-                shape=shape,
-                median_ms=timing.median_ms,
-                p20_ms=timing.p20_ms,
-                p80_ms=timing.p80_ms,
-                eager_ms=peer.eager_ms,
-                compile_ms=peer.compile_ms,
-                bandwidth_fraction=template.bytes_moved(params, shape.dims) / seconds / device.copy_bytes_per_s,
-                flops_fraction=flops / seconds / device.matmul_flops_per_s if flops and device.matmul_flops_per_s else 0.0,
-            )
-        )
+    profile = _profile(template, dict(job.key.operator.params), report, shapes, device)
+    rows = [replace(row, eager_ms=peer.eager_ms, compile_ms=peer.compile_ms) for row, peer in zip(profile, peers)]
     geo = lambda xs: math.exp(sum(math.log(x) for x in xs) / len(xs))  # noqa: E731
     return Measurements(
         shapes=tuple(rows),

@@ -291,7 +291,8 @@ class Registry:
         lease_seconds = self._lease_seconds(lease_s)
         wait = min(max(wait_s, 0.0), self._limits.max_lease_wait_s)
         deadline = time.monotonic() + wait
-        self._roster.polling(worker, time.time(), until=time.time() + wait)
+        now = time.time()
+        self._roster.polling(worker, now, until=now + wait)
         while True:
             queued = self._notifier.jobs_event()
             job = await self._write(self._store.lease, worker, lease_seconds=lease_seconds, now=time.time())

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 import grpc
@@ -57,20 +56,6 @@ def _ensure_request_id(context: grpc.aio.ServicerContext) -> str:
         logs.request_id.set(rid)
         context.set_trailing_metadata(((logs.REQUEST_ID_HEADER, rid),))
     return rid
-
-
-class _CallMetrics:
-    """The grpc_server_* numbers of one method, found once at registration."""
-
-    def __init__(self, grpc_type: str, service: str, name: str) -> None:
-        self.stats = metrics.GRPC.method(grpc_type, service, name)
-
-    def start(self) -> float:
-        self.stats.started += 1
-        return time.perf_counter()
-
-    def done(self, began: float, code: grpc.StatusCode) -> None:
-        self.stats.done(time.perf_counter() - began, code.name)
 
 
 def _code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
@@ -150,7 +135,7 @@ def _wrap(
     if handler.unary_unary is not None:
         inner = handler.unary_unary
         audited = audit is not None and METHOD_ROLES.get(name, Role.ADMIN) >= Role.WORKER
-        unary_metrics = _CallMetrics("unary", service, name)
+        unary_metrics = metrics.GRPC.method("unary", service, name)  # found once, here
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             principal, parsed = None, request
@@ -167,10 +152,10 @@ def _wrap(
                 # A lease poll that found nothing changed nothing: not a write to record.
                 if audited and not (name == "LeaseJob" and not reply.HasField("job")):
                     _record(audit, principal, context, name, "OK", parsed, reply)
-                unary_metrics.done(began, grpc.StatusCode.OK)
+                unary_metrics.done(began, "OK")
                 return reply
             except BaseException as exc:
-                unary_metrics.done(began, _code_of(exc, context))
+                unary_metrics.done(began, _code_of(exc, context).name)
                 if not isinstance(exc, Exception):
                     raise  # cancelled: the caller went away
                 if audited:
@@ -182,7 +167,7 @@ def _wrap(
         return grpc.unary_unary_rpc_method_handler(unary, request_deserializer=None, response_serializer=serializer)
     if handler.unary_stream is not None:
         inner_stream = handler.unary_stream
-        stream_metrics = _CallMetrics("server_stream", service, name)
+        stream_metrics = metrics.GRPC.method("server_stream", service, name)
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             began = stream_metrics.start()
@@ -192,9 +177,9 @@ def _wrap(
                     auth.permit(name, auth.caller(context.invocation_metadata()))
                 async for item in inner_stream(request if raw else parse(request), context):
                     yield item
-                stream_metrics.done(began, grpc.StatusCode.OK)
+                stream_metrics.done(began, "OK")
             except BaseException as exc:
-                stream_metrics.done(began, _code_of(exc, context))
+                stream_metrics.done(began, _code_of(exc, context).name)
                 if not isinstance(exc, Exception) or _is_abort(exc):
                     raise  # cancelled (or the stream closed by the caller), or already aborted
                 await _abort_for(exc, context, method)

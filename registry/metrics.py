@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,13 @@ class MethodStats:
         self.buckets = [0] * (len(GRPC_SECONDS_BUCKETS) + 1)  # the last: above every bound
         self.seconds = 0.0
 
-    def done(self, seconds: float, code: str) -> None:
+    def start(self) -> float:
+        """Count a call started; returns the clock reading `done` takes."""
+        self.started += 1
+        return time.perf_counter()
+
+    def done(self, began: float, code: str) -> None:
+        seconds = time.perf_counter() - began
         self.handled[code] = self.handled.get(code, 0) + 1
         self.buckets[bisect.bisect_left(GRPC_SECONDS_BUCKETS, seconds)] += 1
         self.seconds += seconds
