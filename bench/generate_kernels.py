@@ -13,8 +13,9 @@ finished): one row per key and tuning shape, {op, key, shape, dtype, kernel_ms, 
 compile_ms, speedup_eager, speedup_compile, bandwidth_frac, flops_frac, bound, verdict,
 candidates, kernel_sha256, device, torch, triton, date}. bandwidth_frac is minimum bytes moved / time / the
 copy bandwidth measured in the same run; flops_frac likewise against a bf16 matrix product.
-Then loads each served kernel the way a serving host does (kreg.ops, fresh node cache),
-checks it against the reference, and prints the table and the suite's summary against issue
+With `--training` the profiles' backward operators are generated too (their peers: PyTorch's
+backward pass of the reference, eager and compiled). Then loads each served forward kernel the
+way a serving host does (kreg.ops, fresh node cache), checks it against the reference, and prints the table and the suite's summary against issue
 4's targets (bench/render_kernels.py, which also renders the JSON for BENCHMARKS.md).
 """
 
@@ -58,6 +59,7 @@ SUITE_EXTRA = (
 # Bound by arithmetic at their tuning shapes (held to the matrix-product ceiling); every other
 # operator moves bytes and is held to the copy bandwidth.
 COMPUTE_BOUND = {"hstu_attention", "jagged_flash_attention", "dcn_lowrank_cross"}
+COMPUTE_BOUND |= {f"{name}_backward" for name in COMPUTE_BOUND} | {"dlrm_dot_interaction_backward"}
 
 # How a serving host calls each operator through kreg.ops, from the template's inputs.
 CALLS: dict[str, Callable[[dict[str, str], dict[str, Any]], Any]] = {
@@ -94,9 +96,11 @@ def _ops() -> Any:
     return kreg.ops
 
 
-def suite_keys(platform: str, arch: str, only: list[str] | None) -> list[KernelKey]:
-    pairs = [(model, op) for model in PROFILES for op in profile(model)] + [(ANY_MODEL, op) for op in SUITE_EXTRA]
-    return [KernelKey(platform, arch, model, op) for model, op in pairs if not only or op.name in only]
+def suite_keys(platform: str, arch: str, only: list[str] | None, training: bool = False, model: str | None = None) -> list[KernelKey]:
+    """Every profile's keys and the extras (with `model`, that profile's alone)."""
+    pairs = [(m, op) for m in PROFILES for op in profile(m, training=training) if model in (None, m)]
+    pairs += [(ANY_MODEL, op) for op in SUITE_EXTRA if model is None]
+    return [KernelKey(platform, arch, m, op) for m, op in pairs if not only or op.name in only]
 
 
 def device_slug(name: str) -> str:
@@ -141,13 +145,14 @@ def generate_all(
     config: WorkerConfig,
     deadline: float,
     on_done: Callable[[], None],
+    first_shape: bool = False,
 ) -> None:
     """Lease and process every queued job in this process until done or past the deadline,
     calling `on_done` after each job."""
     info = worker_info(config, evaluators)
     for key in keys:
-        template = OPERATORS[key.operator.name]
-        client.request_generation([key], tuning_shapes=template.tuning_shapes(dict(key.operator.params)))
+        shapes = OPERATORS[key.operator.name].tuning_shapes(dict(key.operator.params))
+        client.request_generation([key], tuning_shapes=shapes[:1] if first_shape else shapes)
     while time.monotonic() < deadline and (job := client.lease_job(info, wait_s=0.5, lease_s=900)) is not None:
         started = time.monotonic()
         print(f"generating {job.key}", flush=True)
@@ -170,13 +175,17 @@ def main() -> int:
     parser.add_argument("--job-seconds", type=float, default=240, help="search time budget per key")
     parser.add_argument("--deadline-s", type=float, default=float("inf"), help="lease no new job after this many seconds")
     parser.add_argument("--ops", nargs="*", help="operator names (default: the whole suite)")
+    parser.add_argument("--training", action="store_true", help="the profiles' backward operators too (kreg.ops.backward)")
+    parser.add_argument("--data", type=Path, help="keep the registry's LMDB here (bench/train_step.py reads it), not in a temp dir")
+    parser.add_argument("--model", help="one profile's keys only (no extras)")
+    parser.add_argument("--first-shape", action="store_true", help="tune and time on each key's first shape only (a quick set-up)")
     args = parser.parse_args()
 
     began = time.monotonic()
     date = datetime.date.today().isoformat()
     budget = SearchBudget(max_candidates=args.max_candidates, max_seconds=args.job_seconds, draft=args.draft, plateau=5)
     settings = GenerationSettings(tuned_budget=budget)
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedRegistry(ServerConfig(data_dir=Path(tmp), listen="127.0.0.1:0")) as registry:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRegistry(ServerConfig(data_dir=args.data or Path(tmp), listen="127.0.0.1:0")) as registry:
         with Evaluators() as evaluators:
             device = evaluators.device
             if device is None:
@@ -187,7 +196,7 @@ def main() -> int:
                 f"bf16 matmul {device.matmul_flops_per_s / 1e12:.0f} TFLOP/s",
                 flush=True,
             )
-            keys = suite_keys(device.platform, device.arch, args.ops)
+            keys = suite_keys(device.platform, device.arch, args.ops, args.training, args.model)
             args.out.mkdir(parents=True, exist_ok=True)
             path = args.out / f"kernels-{device_slug(device.name)}.json"
             rows: list[dict[str, object]] = []
@@ -199,7 +208,7 @@ def main() -> int:
                     rows[:] = [r for key in keys for a in client.describe_kernel(key) for r in rows_for(a, device.name, date)]
                     path.write_text(json.dumps(rows, indent=1) + "\n")
 
-                generate_all(client, keys, evaluators, config, began + args.deadline_s, write_rows)
+                generate_all(client, keys, evaluators, config, began + args.deadline_s, write_rows, args.first_shape)
                 write_rows()
                 jobs = client.list_jobs(page_size=1000)[0]
             failed = [j for j in jobs if j.state is JobState.FAILED]
@@ -227,6 +236,8 @@ def check_served(address: str, keys: list[KernelKey], platform: str, arch: str) 
 
     lines = []
     for key in keys:
+        if key.operator.name not in CALLS:  # a backward operator: bench/train_step.py runs it in training steps
+            continue
         template = OPERATORS[key.operator.name]
         params = dict(key.operator.params)
         call = CALLS[key.operator.name]

@@ -15,14 +15,14 @@ warns) the code below passes the same inputs to both, so no version switch is ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 from kreg.loader import BINARY_FORMATS, SourceError, check_source, clip, describe_error, import_source
-from kreg.model import CandidateStatus, LaunchParam, Toolchain
+from kreg.model import DIVISIBILITY, CandidateStatus, LaunchParam, Toolchain
 
 from generator.hardware import HardwareRecord
 
@@ -83,9 +83,14 @@ class CompiledBinary:
         return Toolchain(triton_version=self.triton_version, backend=backend)
 
 
-def launch_params(signature: Mapping[str, str]) -> tuple[LaunchParam, ...]:
-    """The runtime parameters, in declaration order: what a caller passes at launch."""
-    return tuple(LaunchParam(name, ty) for name, ty in signature.items() if ty != CONSTEXPR)
+def launch_params(signature: Mapping[str, str], divisible: Collection[str] = ()) -> tuple[LaunchParam, ...]:
+    """The runtime parameters, in declaration order: what a caller passes at launch; those in
+    `divisible` typed with the ":16" the binary assumes (kreg.model.LaunchParam)."""
+    return tuple(
+        LaunchParam(name, f"{ty}:{DIVISIBILITY}" if name in divisible else ty)
+        for name, ty in signature.items()
+        if ty != CONSTEXPR
+    )
 
 
 def compile_for_target(
@@ -96,12 +101,16 @@ def compile_for_target(
     target: HardwareRecord,
     num_warps: int,
     num_stages: int,
+    divisible: Collection[str] = (),
 ) -> CompiledBinary:
     """Compile `entry_point` from `source` for `target`, raising CompileError on any failure.
 
     signature names every parameter of the entry point in declaration order, each with its
     Triton type ("*fp32", "i32", ...) or "constexpr"; constexprs gives a value for exactly the
-    "constexpr" ones. A kernel whose shared memory exceeds what the target allows one block is
+    "constexpr" ones. `divisible` names the runtime parameters the binary may assume are
+    multiples of 16 (a pointer's address, an int's value), as Triton's JIT specializes them:
+    without that, address arithmetic is not known to be aligned and no load or store
+    vectorizes. A kernel whose shared memory exceeds what the target allows one block is
     out_of_resources: Triton itself only finds that out when loading on the device.
     """
     if target.compile_target is None:
@@ -123,7 +132,10 @@ def compile_for_target(
     from triton.runtime.errors import OutOfResources
 
     ct = target.compile_target
-    src = ASTSource(fn=fn, signature=dict(signature), constexprs=dict(constexprs))
+    # Keyed by the parameter's position among all of them, constexprs included (Triton 3.6 and
+    # 3.9 alike; triton/tools/compile.py builds the same).
+    attrs = {(fn.arg_names.index(name),): [["tt.divisibility", DIVISIBILITY]] for name in divisible}
+    src = ASTSource(fn=fn, signature=dict(signature), constexprs=dict(constexprs), attrs=attrs)
     # FP fusion is pinned so that the binary does not depend on TRITON_DEFAULT_FP_FUSION (3.9
     # warns when it is unset and plans to change its default); True is both versions' default.
     options = {"num_warps": num_warps, "num_stages": num_stages, "enable_fp_fusion": True}

@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from kreg.loader import load_compiled
 from kreg.model import CandidateStatus, LaunchParam, TuningShape
 from kreg.ops.launch import triton_type
+from kreg.ops.loaded import binary_mismatch, divisible
 
-from generator.compile import CompiledBinary, CompileError, compile_for_target, launch_params
+from generator.compile import CONSTEXPR, CompiledBinary, CompileError, compile_for_target, launch_params
 from generator.hardware import record_for
 from generator.operators import load_template
-from generator.operators.base import Config, KernelLaunch, OperatorTemplate, compare, poison, run, with_source
+from generator.operators.backward import backward_pass
+from generator.operators.base import Config, KernelLaunch, OperatorTemplate, compare, launch_source, poison, run, with_source
 
 if TYPE_CHECKING:
     import torch
@@ -188,11 +190,14 @@ def sample_launches(template: OperatorTemplate, task: CandidateTask, device: str
 
 def build(template: OperatorTemplate, task: CandidateTask, device: str) -> tuple[BuiltKernel, ...]:
     """Compile each entry point once for the target. An int parameter is typed i64 when any
-    sample needs it, else i32 (what Triton's JIT would pick); the loader refuses a launch
-    whose ints do not fit the published types and JIT-compiles the source instead."""
+    sample needs it, else i32 (what Triton's JIT would pick); a parameter whose argument is a
+    multiple of 16 in every sample (an aligned pointer, a stride of a key-fixed width) is
+    compiled as one, as the JIT specializes it, so that accesses vectorize. The loader
+    refuses a launch that breaks either assumption and JIT-compiles the source instead."""
     record = record_for(task.platform, task.arch)
     source = template.kernel_source
     signatures: dict[str, dict[str, str]] = {}
+    divisible_of: dict[str, set[str]] = {}
     constexprs_of: dict[str, dict[str, Any]] = {}
     for launch in sample_launches(template, task, device):
         constexprs = {**task.config.constexprs, **launch.constexprs}
@@ -201,16 +206,20 @@ def build(template: OperatorTemplate, task: CandidateTask, device: str) -> tuple
         for name, ty in signature.items():
             if seen[name] != ty:
                 seen[name] = _wider(seen[name], ty, f"{launch.entry_point}.{name}")
+        runtime = [name for name, ty in signature.items() if ty != CONSTEXPR]
+        aligned = {name for name, arg in zip(runtime, launch.args) if divisible(arg)}
+        divisible_of[launch.entry_point] = divisible_of.get(launch.entry_point, aligned) & aligned
         constexprs_of.setdefault(launch.entry_point, constexprs)
     built = []
     for entry_point, signature in signatures.items():
-        constexprs = constexprs_of[entry_point]
+        constexprs, aligned = constexprs_of[entry_point], divisible_of[entry_point]
         binary = None
         if record.compile_target is not None:
             binary = compile_for_target(
-                source, entry_point, signature, constexprs, record, task.config.num_warps, task.config.num_stages
+                source, entry_point, signature, constexprs, record, task.config.num_warps, task.config.num_stages, aligned
             )
-        built.append(BuiltKernel(entry_point, launch_params(signature), tuple((k, repr(v)) for k, v in constexprs.items()), binary))
+        params = launch_params(signature, aligned)
+        built.append(BuiltKernel(entry_point, params, tuple((k, repr(v)) for k, v in constexprs.items()), binary))
     return tuple(built)
 
 
@@ -242,17 +251,23 @@ Launcher = Callable[[OperatorTemplate, Mapping[str, str], Config, Mapping[str, A
 
 
 def _binary_launcher(kernels: tuple[BuiltKernel, ...]) -> Launcher:
-    """Launch through the compiled binaries, exactly as a serving host will."""
-    loaded = {
-        k.entry_point: load_compiled(k.binary.binary, k.binary.metadata_json, k.params) for k in kernels if k.binary is not None
-    }
+    """Launch through the compiled binaries, exactly as a serving host will: a launch a
+    binary cannot take (kreg.ops.loaded.binary_mismatch: an int past i32, an argument not the
+    multiple of 16 it assumes) runs the kernel's source through Triton's JIT instead."""
+    built = {k.entry_point: k for k in kernels if k.binary is not None}
+    loaded = {name: load_compiled(k.binary.binary, k.binary.metadata_json, k.params) for name, k in built.items() if k.binary}
+    baked = {name: {c: ast.literal_eval(v) for c, v in k.constexprs} for name, k in built.items()}
 
     def launch(template: OperatorTemplate, params: Mapping[str, str], config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
         for launch in template.launches(params, config, inputs, outputs):
             if math.prod(launch.grid) == 0:
                 continue
-            grid = tuple(launch.grid) + (1,) * (3 - len(launch.grid))
-            loaded[launch.entry_point][grid](*launch.args)
+            name = launch.entry_point
+            if binary_mismatch(built[name].params, baked[name], launch) is None:
+                grid = tuple(launch.grid) + (1,) * (3 - len(launch.grid))
+                loaded[name][grid](*launch.args)
+            else:
+                launch_source(template, config, launch)
 
     return launch
 
@@ -305,20 +320,26 @@ def verification_cases(template: OperatorTemplate, task: CandidateTask) -> list[
 
 _INPUTS: OrderedDict[tuple[object, ...], dict[str, Any]] = OrderedDict()
 _INPUTS_KEPT = 6
+# Inputs smaller than this are drawn again each time rather than kept: the edge cases (a
+# dozen per job) would otherwise push the production-size batches out of the cache, and
+# every candidate would wait seconds for them again.
+_INPUTS_KEPT_FROM_BYTES = 16 << 20
 
 
 def inputs_for(task: CandidateTask | PeerTask, template: OperatorTemplate, dims: Mapping[str, int], seed: int, device: str) -> dict[str, Any]:
-    """The inputs for (dims, seed), kept across the candidates of a job: drawing a
-    production-size jagged batch takes seconds, and every candidate sees the same inputs
-    anyway. Kernels only write their outputs, so sharing is safe."""
+    """The inputs for (dims, seed), the large ones kept across the candidates of a job:
+    drawing a production-size jagged batch takes seconds, and every candidate sees the same
+    inputs anyway. Kernels only write their outputs, so sharing is safe."""
     key = (task.template_module, tuple(sorted(task.params.items())), tuple(sorted(dims.items())), seed, device)
     if key in _INPUTS:
         _INPUTS.move_to_end(key)
         return _INPUTS[key]
     inputs = template.make_inputs(task.params, dims, seed, device)
-    _INPUTS[key] = inputs
-    while len(_INPUTS) > _INPUTS_KEPT:
-        _INPUTS.popitem(last=False)
+    size = sum(v.numel() * v.element_size() for v in inputs.values() if hasattr(v, "element_size"))
+    if size >= _INPUTS_KEPT_FROM_BYTES:
+        _INPUTS[key] = inputs
+        while len(_INPUTS) > _INPUTS_KEPT:
+            _INPUTS.popitem(last=False)
     return inputs
 
 
@@ -386,12 +407,17 @@ def time_peers(task: PeerTask) -> tuple[PeerTiming, ...]:
     timings = []
     for shape in task.shapes:
         inputs = inputs_for(task, template, shape.dims, 0, "cuda")
-        eager = _bench(lambda: template.reference(task.params, inputs))[0]
         # A fresh compile per shape, as a model compiled for that shape would get; otherwise
         # runtime scalars (max_L) hit dynamo's recompile limit and it silently runs eager.
         torch._dynamo.reset()
-        compiled = torch.compile(lambda inputs: template.reference(task.params, inputs), dynamic=False)
-        compiled(inputs)  # compile outside the timed region
-        compiled(inputs)
-        timings.append(PeerTiming(dict(shape.dims), eager, _bench(lambda: compiled(inputs))[0]))
+        if template.forward is not None:  # a gradient kernel: against PyTorch's backward pass
+            eager_fn = backward_pass(template.forward, task.params, inputs, compiled=False)
+            compiled_fn = backward_pass(template.forward, task.params, inputs, compiled=True)
+        else:
+            eager_fn = lambda: template.reference(task.params, inputs)  # noqa: E731
+            compiled_op = torch.compile(lambda inputs: template.reference(task.params, inputs), dynamic=False)
+            compiled_fn = lambda: compiled_op(inputs)  # noqa: E731
+        compiled_fn()  # compile outside the timed region
+        compiled_fn()
+        timings.append(PeerTiming(dict(shape.dims), _bench(eager_fn)[0], _bench(compiled_fn)[0]))
     return tuple(timings)

@@ -15,6 +15,10 @@ from generator.operators import dense_to_jagged, jagged_to_padded_dense, jagged_
 from generator.operators import hstu_attention, jagged_flash_attention
 from generator.operators import batched_dense_bucketize, bucketize_sparse_features
 from generator.operators import dcn_lowrank_cross
+from generator.operators import dcn_lowrank_cross_backward, dlrm_dot_interaction_backward, jagged_sum_backward
+from generator.operators import dense_to_jagged_backward, jagged_softmax_backward, jagged_to_padded_dense_backward
+from generator.operators import hstu_attention_backward, jagged_flash_attention_backward
+from generator.operators import layer_norm_mul_backward, swish_layer_norm_backward
 from generator.operators.base import OperatorTemplate
 
 OPERATORS: dict[str, OperatorTemplate] = {
@@ -32,8 +36,18 @@ OPERATORS: dict[str, OperatorTemplate] = {
     "jagged_to_padded_dense": jagged_to_padded_dense.TEMPLATE,
     "dense_to_jagged": dense_to_jagged.TEMPLATE,
     "dcn_lowrank_cross": dcn_lowrank_cross.TEMPLATE,
+    # Backward operators (generator.operators.backward): the gradients, under their own keys.
+    "jagged_sum_backward": jagged_sum_backward.TEMPLATE,
+    "jagged_softmax_backward": jagged_softmax_backward.TEMPLATE,
+    "jagged_to_padded_dense_backward": jagged_to_padded_dense_backward.TEMPLATE,
+    "dense_to_jagged_backward": dense_to_jagged_backward.TEMPLATE,
+    "dlrm_dot_interaction_backward": dlrm_dot_interaction_backward.TEMPLATE,
+    "dcn_lowrank_cross_backward": dcn_lowrank_cross_backward.TEMPLATE,
+    "swish_layer_norm_backward": swish_layer_norm_backward.TEMPLATE,
+    "layer_norm_mul_backward": layer_norm_mul_backward.TEMPLATE,
+    "jagged_flash_attention_backward": jagged_flash_attention_backward.TEMPLATE,
+    "hstu_attention_backward": hstu_attention_backward.TEMPLATE,
 }
-
 
 
 def template_module(name: str, extra_modules: Sequence[str] = ()) -> str | None:

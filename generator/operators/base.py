@@ -59,6 +59,9 @@ class OperatorTemplate:
     # Elements of one program's working tile for the pruner, where the config's BLOCK_* sizes
     # are not the whole tile (a dimension the launch fixes, such as a whole row); None: theirs.
     tile_elements: Callable[[Params, Config], int] | None = None
+    # A backward operator's forward template (generator.operators.backward): its peers are the
+    # forward reference's backward as PyTorch training runs it, not a call of `reference`.
+    forward: OperatorTemplate | None = None
 
     @property
     def kernel_source(self) -> str:
@@ -390,24 +393,27 @@ def run(
 ) -> None:
     """Launch every kernel of one operator call with one config (launches with an empty grid
     are skipped: there is nothing to compute, and some launchers refuse a zero grid)."""
+    for launch in template.launches(params, config, inputs, outputs):
+        if math.prod(launch.grid) > 0:
+            launch_source(template, config, launch)
+
+
+def launch_source(template: OperatorTemplate, config: Config, launch: KernelLaunch) -> None:
+    """One launch of the template's kernel source, JIT-compiled (or interpreted) by Triton."""
     _check_triton_mode()
     if interpreting():
         _fix_interpreter_bf16_dot()
-    module = load_kernel_module(template.kernel_source_path)
-    for launch in template.launches(params, config, inputs, outputs):
-        if math.prod(launch.grid) == 0:
-            continue
-        clash = set(config.constexprs) & set(launch.constexprs)
-        if clash:
-            raise ValueError(f"{template.name}: constexprs set by both config and launch: {sorted(clash)}")
-        kernel = getattr(module, launch.entry_point)
-        kernel[launch.grid](
-            *launch.args,
-            **config.constexprs,
-            **launch.constexprs,
-            num_warps=config.num_warps,
-            num_stages=config.num_stages,
-        )
+    clash = set(config.constexprs) & set(launch.constexprs)
+    if clash:
+        raise ValueError(f"{template.name}: constexprs set by both config and launch: {sorted(clash)}")
+    kernel = getattr(load_kernel_module(template.kernel_source_path), launch.entry_point)
+    kernel[launch.grid](
+        *launch.args,
+        **config.constexprs,
+        **launch.constexprs,
+        num_warps=config.num_warps,
+        num_stages=config.num_stages,
+    )
 
 
 def interpreting() -> bool:

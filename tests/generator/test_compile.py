@@ -256,3 +256,29 @@ def test_loaded_binary_launches_on_this_gpu() -> None:
     foreign = compile_for_target(KERNELS, "vector_add", VECTOR_ADD, {"BLOCK": 256}, other, 4, 3)
     with pytest.raises(LoadError, match="this device is"):
         load_compiled(foreign.binary, foreign.metadata_json, launch_params(VECTOR_ADD))
+
+
+def test_a_key_fixed_width_compiles_aligned_and_vectorized() -> None:
+    """The build specializes what every sample has as a multiple of 16, as Triton's JIT would:
+    with D fixed by the key the row strides are (and the pointers are aligned), the binary's
+    params say so (":16") and its loads and stores are 16-byte vectors. Without D in the key,
+    the edge cases' odd widths leave the strides unspecialized."""
+    import re
+
+    from generator.evaluate import CandidateTask, evaluate
+    from generator.operators import OPERATORS
+
+    def built(params: dict[str, str]) -> tuple[list[str], str]:
+        config = OPERATORS["swish_layer_norm"].config_space(params)[0]
+        task = CandidateTask("generator.operators.swish_layer_norm", params, config, "nvidia", "sm_90", on_device=False, stage="build")
+        report = evaluate(task)
+        assert report.status is CandidateStatus.PASSED, report.reason
+        (kernel,) = report.kernels
+        assert kernel.binary is not None
+        return [p.type for p in kernel.params], kernel.binary.asm["ptx"]
+
+    fixed_types, fixed_ptx = built({"D": "512", "dtype": "bf16"})
+    assert fixed_types == ["*bf16:16"] * 4 + ["i32", "i32:16", "i32:16", "i32:16"]  # N (the row count) varies
+    assert re.search(r"ld\.global[.\w]*\.v4", fixed_ptx) and re.search(r"st\.global[.\w]*\.v4", fixed_ptx)
+    free_types, free_ptx = built({"dtype": "bf16"})
+    assert free_types[4:] == ["i32", "i32", "i32", "i32"]

@@ -330,6 +330,20 @@ def test_int32_guard_sends_oversized_ints_to_the_jit_source() -> None:
     assert "BLOCK_F=32" in (binary_mismatch(params, {"BLOCK_F": 16}, baked) or "")
 
 
+def test_an_argument_the_binary_assumes_divisible_by_16_must_be() -> None:
+    """A binary compiled with Triton's divisibility specialization (":16") takes only
+    16-byte-aligned pointers and ints that are multiples of 16; anything else is the JIT's."""
+    params = (LaunchParam("x", "*fp32:16"), LaunchParam("stride", "i32:16"), LaunchParam("n", "i32"))
+    x = torch.empty(64, device="meta")
+    assert LaunchParam("x", "*fp32:16").triton_type == "*fp32" and LaunchParam("x", "*fp32:16").divisible
+    assert not LaunchParam("n", "i32").divisible
+    assert binary_mismatch(params, {}, KernelLaunch("k", (x, 128, 7), (1,))) is None
+    assert "multiple of 16, got 24" in (binary_mismatch(params, {}, KernelLaunch("k", (x, 24, 7), (1,))) or "")
+    if torch.cuda.is_available():  # a meta tensor's address is 0: misalign a real one
+        misaligned = torch.empty(64, device="cuda")[1:]
+        assert "multiple of 16, got address" in (binary_mismatch(params, {}, KernelLaunch("k", (misaligned, 128, 7), (1,))) or "")
+
+
 def _binary_jagged_sum(mean: bool = False) -> LoadedOp:
     """A jagged_sum artifact as a worker with a GPU would publish it (the ABI of a sample-shape
     build), loaded as a binary; nothing is launched, so the compiled kernel is a stand-in."""

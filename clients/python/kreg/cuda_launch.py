@@ -68,7 +68,7 @@ def unsupported(metadata: Mapping[str, Any], params: Sequence[LaunchParam]) -> s
         if metadata.get(name, 0):
             return f"the kernel needs {metadata[name]} bytes of {name.removesuffix('_size').replace('_', ' ')}"
     for p in params:
-        if not p.type.startswith("*") and p.type not in {t for t, _ in _SCALAR_TYPES}:
+        if not p.triton_type.startswith("*") and p.triton_type not in {t for t, _ in _SCALAR_TYPES}:
             return f"param {p.name} has type {p.type}"
     return None
 
@@ -209,11 +209,11 @@ class CudaKernel:
             sizes.append(size.value)
 
     def _marshaller(self, param: LaunchParam, size: int) -> Marshal:
-        if param.type.startswith("*"):
+        if param.triton_type.startswith("*"):
             if size != _POINTER_SIZE:
                 raise CudaError(f"{self.name}: pointer param {param.name} is {size} bytes in the binary")
             return _pointer
-        scalar = _SCALAR_TYPES.get((param.type, size))
+        scalar = _SCALAR_TYPES.get((param.triton_type, size))
         if scalar is None:
             raise CudaError(f"{self.name}: param {param.name} ({param.type}) is {size} bytes in the binary")
         return scalar

@@ -148,7 +148,7 @@ class _LaunchSource:
 
     @property
     def signature(self) -> dict[str, str]:
-        return {p.name: p.type for p in self.params}
+        return {p.name: p.triton_type for p in self.params}
 
 
 def check_source(source: str) -> None:

@@ -94,10 +94,28 @@ class Runtime:
     host: str = ""
 
 
+# An argument a binary was compiled assuming is a multiple of this (a pointer's address, an
+# int's value): what Triton's JIT specializes on, so that loads and stores vectorize.
+DIVISIBILITY = 16
+
+
 @dataclass(frozen=True)
 class LaunchParam:
+    """A binary's runtime parameter: its name and Triton type ("*bf16", "i32", ...), the type
+    suffixed ":16" when the binary assumes the argument is a multiple of DIVISIBILITY (the
+    notation of Triton's AOT compiler, triton/tools/compile.py). A launch whose argument is
+    not must not use the binary (kreg.ops.loaded.binary_mismatch)."""
+
     name: str
     type: str
+
+    @property
+    def triton_type(self) -> str:
+        return self.type.partition(":")[0]
+
+    @property
+    def divisible(self) -> bool:
+        return self.type.partition(":")[2] == str(DIVISIBILITY)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ A serving host of model M on (platform, arch) asks for exactly these operators; 
 for a profiled (model, operator) the model's tuning shapes when its requester names none
 (a miss on the read path never does). Shapes are the model's own production step, from the
 sources OPERATORS.md names; an operator outside every profile is tuned on its template's
-shapes (the OPERATORS.md row, which spans several models).
+shapes (the OPERATORS.md row, which spans several models). A training job's profile adds the
+backward operators of the differentiable ones (`profile(model, training=True)`), tuned on the
+same shapes.
 """
 
 from __future__ import annotations
@@ -79,14 +81,25 @@ _HSTU_RANKER = (
 PROFILES: dict[str, tuple[ProfileKernel, ...]] = {"dlrm-v2": _DLRM_V2, "hstu-ranker": _HSTU_RANKER}
 
 
-def profile(model: str) -> tuple[OperatorSpec, ...]:
-    """The operators model `model` needs; ValueError naming the known models otherwise."""
+def profile(model: str, *, training: bool = False) -> tuple[OperatorSpec, ...]:
+    """The operators model `model` needs; with `training`, each differentiable operator's
+    backward operator right after it (kreg.ops.backward: a training job needs both, a
+    serving host only the forward). ValueError naming the known models otherwise."""
+    from kreg.ops.backward import backward_spec
+
     try:
-        return tuple(k.operator for k in PROFILES[model])
+        forward = tuple(k.operator for k in PROFILES[model])
     except KeyError:
         raise ValueError(f"no profile for model {model!r}; known: {', '.join(sorted(PROFILES))}") from None
+    if not training:
+        return forward
+    return tuple(spec for op in forward for spec in (op, backward_spec(op)) if spec is not None)
 
 
 def tuning_shapes(model: str, operator: OperatorSpec) -> tuple[TuningShape, ...]:
-    """The shapes model `model` tunes `operator` on; () when no profile names the pair."""
+    """The shapes model `model` tunes `operator` on (a backward operator: its forward's, whose
+    dims it takes); () when no profile names the pair."""
+    from kreg.ops.backward import forward_spec
+
+    operator = forward_spec(operator) or operator
     return next((k.tuning_shapes for k in PROFILES.get(model, ()) if k.operator == operator), ())

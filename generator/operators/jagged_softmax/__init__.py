@@ -74,7 +74,8 @@ def inputs_from_lengths(
 
 def edge_cases(params: Params) -> list[dict[str, int]]:
     """Empty rows, one row, truncation (max_L 0, 1, off a block boundary, longer than every
-    row), lengths one past a power of two, one item per row; widths below, at and past a block."""
+    row, past a split chunk), lengths one past a power of two, one item per row; widths below,
+    at and past a block."""
     _checked(params)
 
     def width(default: int) -> int:
@@ -89,6 +90,9 @@ def edge_cases(params: Params) -> list[dict[str, int]]:
         {"B": 4, "D": width(20), "len_min": 0, "len_max": 12, "max_L": 1},
         {"B": 3, "D": width(8), "len_min": 1, "len_max": 5, "max_L": 0},
         {"B": 2, "D": width(24), "len_min": 100, "len_max": 100, "max_L": 65},
+        # Truncated past one split chunk (kreg.ops.plans.SOFTMAX_SPLIT_ITEMS): the chunked
+        # kernels, with rows shorter than one chunk, ending mid-chunk, and past max_L.
+        {"B": 4, "D": width(6), "len_min": 0, "len_max": 1300, "max_L": 1100},
     ]
 
 

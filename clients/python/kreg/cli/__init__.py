@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("operators", nargs="*", help="operator@version{params} ... (default: the model's profile)")
     p.add_argument("--toolchain", help="caller's toolchain TRITON_VERSION/BACKEND (default: the installed triton)")
     p.add_argument("--no-queue", action="store_true")
+    p.add_argument("--training", action="store_true", help="the profile's backward kernels too (a training job's manifest)")
     p.add_argument("--lock", metavar="FILE", help="pin the answer to FILE and fetch its blobs into --cache")
     p.add_argument("--cache", metavar="DIR", default=os.path.expanduser("~/.cache/kreg"), help="node-local blob cache")
     p.add_argument("--json", action="store_true")
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True)
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--force", action="store_true", help="regenerate even what is served")
+    p.add_argument("--training", action="store_true", help="the profile's backward kernels too, for a training job")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_handler("write", "warm"))
 

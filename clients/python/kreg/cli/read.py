@@ -60,7 +60,7 @@ def get(args: argparse.Namespace) -> int:
 
 
 def manifest(args: argparse.Namespace) -> int:
-    operators = [OperatorSpec.parse(op) for op in args.operators] or list(profile(args.model))
+    operators = [OperatorSpec.parse(op) for op in args.operators] or list(profile(args.model, training=args.training))
     cache = Path(args.cache) if args.lock else None
     with client_for(args, runtime_for(args.platform, args.toolchain), cache) as client:
         if args.lock:

@@ -109,8 +109,9 @@ def retract(args: argparse.Namespace) -> int:
 
 
 def warm(args: argparse.Namespace) -> int:
-    """Before a rollout: one job per kernel of the model not served yet on this target."""
-    keys = [KernelKey(args.platform, args.arch, args.model, op) for op in profile(args.model)]
+    """Before a rollout: one job per kernel of the model not served yet on this target (with
+    --training, the backward kernels too)."""
+    keys = [KernelKey(args.platform, args.arch, args.model, op) for op in profile(args.model, training=args.training)]
     with client_for(args) as client:
         jobs = client.request_generation(keys, priority=args.priority, force=args.force)
     if args.json:

@@ -25,8 +25,8 @@ host a BINARY resolution runs the reference (the GPU bench exercises the binary 
 Every op is also a PyTorch operator, torch.ops.kreg.<op> (kreg.ops.library: a custom op with
 a fake implementation), and calls go through it: torch.compile(fullgraph=True) of a model
 that calls kreg.ops.* traces one opaque call per op and runs the served kernel. The
-differentiable ops' backward is their reference's, recomputed on the saved inputs (served
-kernels are forward-only so far), so training runs the served forward kernels too.
+differentiable ops' backward runs their served backward kernel (kreg.ops.backward: its own
+key, `<op>_backward`), else their reference's backward, recomputed on the saved inputs.
 
 This package imports nothing heavy: torch only once an op is called with tensors (they
 already imported it) or kreg.ops is imported after torch, triton only when a kernel is loaded.
@@ -140,14 +140,15 @@ def reset() -> None:
         _PROVIDER = None
 
 
-def preload(operators: Sequence[OperatorSpec] | None = None) -> list[Decision]:
+def preload(operators: Sequence[OperatorSpec] | None = None, *, training: bool = False) -> list[Decision]:
     """Resolve and load every kernel of the configured model now (default: its profile in
-    kreg.profiles; one manifest request), so the first calls pay no fetch, load or compile.
-    Each key's standing comes back, as last_decision would give it."""
+    kreg.profiles, with its backward kernels when `training`; one manifest request), so the
+    first calls pay no fetch, load or compile. Each key's standing comes back, as
+    last_decision would give it."""
     current = _PROVIDER
     if current is None:
         raise RuntimeError("kreg.ops.preload() needs kreg.ops.configure() first")
-    return current.preload(operators)
+    return current.preload(operators, training=training)
 
 
 def provider() -> Provider | None:
@@ -245,7 +246,7 @@ def _needs_grad(*tensors: torch.Tensor) -> str:
     import torch
 
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return "inputs require grad; served kernels are forward-only"
+        return "inputs require grad outside the torch op's autograd formula (kreg.ops.library)"
     return ""
 
 
@@ -985,6 +986,39 @@ def _eager_batched_dense_bucketize(x: torch.Tensor, border_values: torch.Tensor,
 _PREPARE["bucketize_sparse_features"] = _prepare_bucketize_sparse_features
 _PREPARE["batched_dense_bucketize"] = _prepare_batched_dense_bucketize
 __all__ += ["batched_dense_bucketize", "bucketize_sparse_features"]
+
+
+# --- backward: the gradient kernels (kreg.ops.backward) -----------------------------------------
+
+
+def _prepare_backward(name: str, grad: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any], reference: Callable[[], Any]) -> OpCall:
+    """The call of op `name`'s backward kernel for the forward call (args, kwargs) and the
+    gradient of its output: the forward call's key and inputs, plus grad_out. `reference`
+    (the reference's backward) returns the same tuple of gradients as the kernel would."""
+    from dataclasses import replace
+
+    from kreg.ops.backward import GRAD_OUT, WRT, backward_spec, grad_name
+
+    op = f"{name}_backward"
+    forward = _PREPARE[name](*args, **kwargs)
+    if forward.spec is None:
+        return _call(op, None, {}, reference, forward.why_not)
+    spec = backward_spec(forward.spec)
+    if spec is None:
+        return _call(op, None, {}, reference, f"no backward kernel for {forward.spec}: the reference's backward serves it")
+    inputs = {**forward.inputs, GRAD_OUT: grad.contiguous()}
+    names = tuple(grad_name(n) for n in WRT[forward.spec.name].wrt if forward.inputs.get(n) is not None)
+    return replace(_call(op, spec, inputs, reference), output=names)
+
+
+def _eager_backward(name: str, grad: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any], reference: Callable[[], Any]) -> tuple[Any, ...]:
+    """The gradients of op `name`'s differentiated inputs (kreg.ops.backward.WRT, those the
+    call has) on the served backward kernel, else from `reference`; the body of the
+    torch.ops.kreg.<name>_backward op (kreg.ops.library)."""
+    current = _PROVIDER
+    if current is None:
+        return reference()  # type: ignore[no-any-return]
+    return current.run(_prepare_backward(name, grad, args, kwargs, reference))  # type: ignore[no-any-return]
 
 
 if "torch" in sys.modules:  # imported after torch: register now, before any torch.compile traces a call

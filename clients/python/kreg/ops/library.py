@@ -8,10 +8,11 @@ the served kernel, not a retrace of the reference, runs in the compiled graph. O
 size depends on the data (jagged_truncate's values, bucketize's ids are still [L]) get an
 unbacked size.
 
-The differentiable ops have an autograd formula that is the reference's backward: the
-forward runs the served kernel (forward-only), the backward recomputes the op's PyTorch
-reference on the saved inputs and differentiates it. That is the fallback a served backward
-kernel would replace; training can use served forward kernels now.
+The differentiable ops have an autograd formula. For those with a backward kernel
+(kreg.ops.backward) it is a second op, `torch.ops.kreg.<op>_backward`, that runs the served
+backward kernel (its own key) and falls back, like any op, to the reference's backward: the
+op's PyTorch reference recomputed on the saved inputs and differentiated. The others
+(jagged_truncate, embedding bags) always take the reference's backward.
 
 The schemas put tensors first and positional (torch.library's rule); the adapters below take
 kreg.ops' own signatures. Imported once torch is (kreg.ops.register_torch_ops).
@@ -27,6 +28,7 @@ from torch import Tensor
 
 from kreg import ops as _ops
 from kreg.ops import reference as _ref
+from kreg.ops.backward import SUFFIX, WRT
 
 _NS = "kreg"
 
@@ -236,54 +238,115 @@ ADAPTERS: dict[str, Callable[..., Any]] = {
 }
 
 
-# --- backward: the reference's --------------------------------------------------------------
+# --- backward -----------------------------------------------------------------------------
 
-# Each differentiable op's reference, in its torch op's own signature.
-REFERENCES: dict[str, Callable[..., Any]] = {
-    "jagged_sum": lambda values, offsets, weights=None, mean=False: _ref.jagged_sum(values, offsets, mean=mean, weights=weights),
-    "embedding_bag": lambda table, indices, offsets, weights=None, mean=False: _ref.embedding_bag(table, indices, offsets, mean=mean, weights=weights),
-    "jagged_softmax": lambda values, offsets, max_len: _ref.jagged_softmax(values, offsets, max_len=max_len),
-    "dlrm_dot_interaction": _ref.dlrm_dot_interaction,
-    "swish_layer_norm": lambda x, weight, bias, eps=1e-5: _ref.swish_layer_norm(x, weight, bias, eps=eps),
-    "layer_norm_mul": lambda x, u, weight, bias, act="none", eps=1e-5: _ref.layer_norm_mul(x, u, weight, bias, act=act, eps=eps),
-    "dcn_lowrank_cross": _ref.dcn_lowrank_cross,
-    "jagged_truncate": lambda values, offsets, max_len, keep="first": _ref.jagged_truncate(values, offsets, max_len=max_len, keep=keep),
-    "jagged_to_padded_dense": lambda values, offsets, max_len, padding_value=0.0: _ref.jagged_to_padded_dense(values, offsets, max_len=max_len, padding_value=padding_value),
-    "dense_to_jagged": lambda dense, offsets, total_L=None: _ref.dense_to_jagged(dense, offsets, total_L=total_L),
-    "jagged_flash_attention": lambda q, k, v, offsets, max_len: _ref.jagged_flash_attention(q, k, v, offsets, max_len=max_len),
-    "hstu_attention": lambda q, k, v, offsets, num_targets=None, max_len=1, alpha=None: _ref.hstu_attention(
-        q, k, v, offsets, max_len=max_len, num_targets=num_targets, alpha=alpha
+# Each differentiable op's kreg.ops (args, kwargs) from its torch op's inputs: what its
+# reference and its forward call (kreg.ops._PREPARE) take.
+CALL_ARGS: dict[str, Callable[..., tuple[tuple[Any, ...], dict[str, Any]]]] = {
+    "jagged_sum": lambda values, offsets, weights=None, mean=False: ((values, offsets), {"mean": mean, "weights": weights}),
+    "embedding_bag": lambda table, indices, offsets, weights=None, mean=False: ((table, indices, offsets), {"mean": mean, "weights": weights}),
+    "jagged_softmax": lambda values, offsets, max_len: ((values, offsets), {"max_len": max_len}),
+    "dlrm_dot_interaction": lambda dense, sparse: ((dense, sparse), {}),
+    "swish_layer_norm": lambda x, weight, bias, eps=1e-5: ((x, weight, bias), {"eps": eps}),
+    "layer_norm_mul": lambda x, u, weight, bias, act="none", eps=1e-5: ((x, u, weight, bias), {"act": act, "eps": eps}),
+    "dcn_lowrank_cross": lambda x0, V, W, bias: ((x0, V, W, bias), {}),
+    "jagged_truncate": lambda values, offsets, max_len, keep="first": ((values, offsets), {"max_len": max_len, "keep": keep}),
+    "jagged_to_padded_dense": lambda values, offsets, max_len, padding_value=0.0: ((values, offsets), {"max_len": max_len, "padding_value": padding_value}),
+    "dense_to_jagged": lambda dense, offsets, total_L=None: ((dense, offsets), {"total_L": total_L}),
+    "jagged_flash_attention": lambda q, k, v, offsets, max_len: ((q, k, v, offsets), {"max_len": max_len}),
+    "hstu_attention": lambda q, k, v, offsets, num_targets=None, max_len=1, alpha=None: (
+        (q, k, v, offsets), {"max_len": max_len, "num_targets": num_targets, "alpha": alpha}
     ),
 }
 
 
-def _reference_backward(name: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """(backward, setup_context) differentiating `name`'s reference, recomputed on the inputs."""
-    reference = REFERENCES[name]
+def _reference_grads(name: str, inputs: tuple[Any, ...], grads: tuple[Tensor | None, ...], wanted: list[int]) -> list[Tensor]:
+    """The gradients of `name`'s reference at `inputs` for the input positions `wanted`,
+    given its outputs' gradients (None: zeros): the reference recomputed on the inputs and
+    differentiated. torch.func.vjp rather than autograd, since the backward op's body runs
+    below autograd, where a recomputed graph would record nothing."""
 
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        ctx.inputs = inputs  # tensors and plain arguments alike: the recompute needs both
-        # From the inputs themselves: ctx.needs_input_grad leaves out trailing defaulted args.
-        ctx.needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+    kept: list[int] = []  # positions of the float outputs (offsets get no gradient)
+
+    def float_outputs(*differentiated: Tensor) -> tuple[Tensor, ...]:
+        leaves = list(inputs)
+        for i, t in zip(wanted, differentiated):
+            leaves[i] = t
+        args, kwargs = CALL_ARGS[name](*leaves)
+        outputs = getattr(_ref, name)(*args, **kwargs)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        kept[:] = [i for i, o in enumerate(outputs) if o.is_floating_point()]
+        return tuple(outputs[i] for i in kept)
+
+    outputs, vjp = torch.func.vjp(float_outputs, *(inputs[i].detach() for i in wanted))
+    cotangents = tuple(g if (g := grads[i]) is not None else torch.zeros_like(o) for o, i in zip(outputs, kept))
+    return list(vjp(cotangents))
+
+
+def _saved_inputs(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    ctx.inputs = inputs  # tensors and plain arguments alike: the backward needs both
+    # From the inputs themselves: ctx.needs_input_grad leaves out trailing defaulted args.
+    ctx.needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+
+
+def _reference_backward(name: str) -> Callable[..., tuple[Tensor | None, ...]]:
+    """The backward of an op whose gradient has no kernel: its reference's."""
 
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
-        needs = ctx.needs
-        with torch.enable_grad():
-            leaves = [t.detach().requires_grad_() if needs[i] else t for i, t in enumerate(ctx.inputs)]
-            outputs = reference(*leaves)
-            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-            pairs = [(o, g) for o, g in zip(outputs, grads) if g is not None and o.requires_grad]
-            wanted = [t for i, t in enumerate(leaves) if needs[i]]
-            found = iter(torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True))
-        return tuple(next(found) if needs[i] else None for i in range(len(leaves)))
+        wanted = [i for i, need in enumerate(ctx.needs) if need]
+        found = iter(_reference_grads(name, ctx.inputs, grads, wanted))
+        return tuple(next(found) if need else None for need in ctx.needs)
 
-    return backward, setup_context
+    return backward
 
 
-for _name in REFERENCES:
-    _backward, _setup = _reference_backward(_name)
-    globals()[f"_{_name}"].register_autograd(_backward, setup_context=_setup)
+def _differentiated(name: str, inputs: tuple[Any, ...]) -> list[int]:
+    """Positions of the inputs that `name`'s backward kernel differentiates and the call has.
+    (torch.library drops trailing arguments left at their defaults, so `inputs` may be short.)"""
+    names = [a.name for a in getattr(torch.ops.kreg, name).default._schema.arguments]
+    return [i for i in (names.index(n) for n in WRT[name].wrt) if i < len(inputs) and inputs[i] is not None]
+
+
+def _backward_op(name: str) -> Any:
+    """torch.ops.kreg.<name>_backward(grad, *<name>'s inputs): the gradients of the inputs that
+    `name`'s backward kernel differentiates (kreg.ops.backward.WRT), those the call has, in that
+    order; on the served backward kernel, else the reference's backward. An op of its own, so
+    that a compiled training graph calls it as one opaque node, as it does the forward."""
+    forward = getattr(torch.ops.kreg, name).default._schema
+    arguments = str(forward).split("(", 1)[1].rsplit(") ->", 1)[0]
+
+    def body(grad: Tensor, *inputs: Any) -> list[Tensor]:
+        present = _differentiated(name, inputs)
+        args, kwargs = CALL_ARGS[name](*inputs)
+        grads = _ops._eager_backward(name, grad, args, kwargs, lambda: tuple(_reference_grads(name, inputs, (grad,), present)))
+        return [g.contiguous() for g in grads]  # the fake's layout, whatever the reference's strides
+
+    op = torch.library.custom_op(f"{_NS}::{name}{SUFFIX}", body, mutates_args=(), schema=f"(Tensor grad, {arguments}) -> Tensor[]")
+
+    @op.register_fake
+    def _(grad: Tensor, *inputs: Any) -> list[Tensor]:
+        return [inputs[i].new_empty(inputs[i].shape) for i in _differentiated(name, inputs)]
+
+    return op
+
+
+def _kernel_backward(name: str, op: Any) -> Callable[..., tuple[Tensor | None, ...]]:
+    """The backward of an op with a backward kernel: its backward op."""
+
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        found = dict(zip(_differentiated(name, ctx.inputs), op(grad, *ctx.inputs)))
+        return tuple(found.get(i) if need else None for i, need in enumerate(ctx.needs))
+
+    return backward
+
+
+for _name in CALL_ARGS:
+    _forward = globals()[f"_{_name}"]
+    if _name in WRT:
+        _forward.register_autograd(_kernel_backward(_name, _backward_op(_name)), setup_context=_saved_inputs)
+    else:
+        _forward.register_autograd(_reference_backward(_name), setup_context=_saved_inputs)
 
 # Ops whose calls may carry inputs that need grad: the rest (hashing, bucketizing) produce
 # integers, and such calls run eagerly (kreg.ops._route).
-DIFFERENTIABLE = frozenset(REFERENCES)
+DIFFERENTIABLE = frozenset(CALL_ARGS)

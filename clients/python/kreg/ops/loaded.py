@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kreg.loader import LoadError, SourceError, check_source, import_source, load_compiled
-from kreg.model import Artifact, Digest, KernelBinary, LaunchParam, Toolchain
+from kreg.model import DIVISIBILITY, Artifact, Digest, KernelBinary, LaunchParam, Toolchain
 from kreg.ops.launch import INT32, INT64, Config, KernelLaunch, Params, triton_type
 from kreg.ops.plans import PLANS, LaunchPlan
 
@@ -80,17 +80,20 @@ def binary_mismatch(
     baked its constexprs. Ints typed "i32" must fit int32 (Triton types an int by its value
     when compiling, so a binary built at a small sample shape takes i32 where a large call
     needs i64), pointers must point at the element type compiled for and at memory on
-    `device` (the torch device the binary was loaded on; None skips the check), and every
-    constexpr the launch fixes must equal the baked value.
+    `device` (the torch device the binary was loaded on; None skips the check), an argument
+    the binary assumes divisible by 16 must be (a pointer's address, an int's value), and
+    every constexpr the launch fixes must equal the baked value.
     """
     if len(launch.args) != len(params):
         return f"{len(launch.args)} runtime args for the binary's {len(params)} params"
     for param, arg in zip(params, launch.args):
-        want = param.type
+        want = param.triton_type
         try:
             got = triton_type(arg)
         except (TypeError, KeyError):
             return f"param {param.name}: cannot pass {type(arg).__name__} {getattr(arg, 'dtype', '')}".rstrip()
+        if param.divisible and not divisible(arg):
+            return f"param {param.name}: the binary assumes a multiple of {DIVISIBILITY}, got {_value_of(arg)}"
         if want.startswith("*"):
             if got != want:
                 return f"param {param.name}: a {got} tensor for the binary's {want}"
@@ -112,6 +115,18 @@ def binary_mismatch(
         if baked[name] != value:
             return f"constexpr {name}={value!r}; the binary was built with {baked[name]!r}"
     return None
+
+
+def divisible(arg: Any) -> bool:
+    """Whether an argument is what Triton's JIT would specialize as divisible by 16: a
+    tensor whose address is, an int (not a bool) whose value is."""
+    if hasattr(arg, "data_ptr"):
+        return bool(arg.data_ptr() % DIVISIBILITY == 0)
+    return isinstance(arg, int) and not isinstance(arg, bool) and arg % DIVISIBILITY == 0
+
+
+def _value_of(arg: Any) -> str:
+    return f"address {arg.data_ptr():#x}" if hasattr(arg, "data_ptr") else repr(arg)
 
 
 @dataclass

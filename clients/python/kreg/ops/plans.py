@@ -126,10 +126,29 @@ def jagged_sum_launches(
 # --- jagged_softmax -------------------------------------------------------------------------
 
 
+# Rows truncated to more than this many items are spread over programs of this many each
+# (pass 1 per chunk, then a combine-and-write pass), so that a batch of a few long rows fills
+# the GPU; shorter ones take the one-program-per-row kernel.
+SOFTMAX_SPLIT_ITEMS = 512
+
+
+def _softmax_splits(inputs: Mapping[str, Any]) -> int:
+    """Chunks per row for the split kernels; 1: the one-pass kernel."""
+    return max(1, -(-inputs["max_L"] // SOFTMAX_SPLIT_ITEMS))
+
+
 def jagged_softmax_allocate_outputs(params: Params, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """out, and for long rows the per-chunk partial max and sum [B, splits, D] (fp32)."""
     import torch
 
-    return {"out": torch.empty_like(inputs["values"])}
+    values, offsets = inputs["values"], inputs["offsets"]
+    outputs = {"out": torch.empty_like(values, memory_format=torch.contiguous_format)}
+    splits = _softmax_splits(inputs)
+    if splits > 1:
+        shape = (offsets.numel() - 1, splits, values.shape[1])
+        outputs["partial_max"] = torch.empty(shape, dtype=torch.float32, device=values.device)
+        outputs["partial_sum"] = torch.empty(shape, dtype=torch.float32, device=values.device)
+    return outputs
 
 
 def jagged_softmax_launches(
@@ -144,13 +163,29 @@ def jagged_softmax_launches(
     if max_len < 0:
         raise ValueError(f"max_L must be >= 0, got {max_len}")
     rows, width = offsets.numel() - 1, values.shape[1]
-    block_d = config.constexprs["BLOCK_D"]
+    column_blocks = -(-width // config.constexprs["BLOCK_D"])
+    splits = _softmax_splits(inputs)
+    if splits == 1:
+        return [
+            KernelLaunch(
+                entry_point="jagged_softmax_kernel",
+                args=(values, offsets, out, width, max_len, values.stride(0), out.stride(0)),
+                grid=(rows, column_blocks),
+            )
+        ]
+    partial_max, partial_sum = outputs["partial_max"], outputs["partial_sum"]
+    chunk, grid = SOFTMAX_SPLIT_ITEMS, (rows, column_blocks, splits)
     return [
         KernelLaunch(
-            entry_point="jagged_softmax_kernel",
-            args=(values, offsets, out, width, max_len, values.stride(0), out.stride(0)),
-            grid=(rows, -(-width // block_d)),
-        )
+            entry_point="jagged_softmax_partial_kernel",
+            args=(values, offsets, partial_max, partial_sum, width, max_len, chunk, splits, values.stride(0)),
+            grid=grid,
+        ),
+        KernelLaunch(
+            entry_point="jagged_softmax_normalize_kernel",
+            args=(values, offsets, partial_max, partial_sum, out, width, max_len, chunk, splits, values.stride(0), out.stride(0)),
+            grid=grid,
+        ),
     ]
 
 
@@ -648,3 +683,6 @@ def batched_dense_bucketize_launches(
 
 
 PLANS["batched_dense_bucketize"] = LaunchPlan(batched_dense_bucketize_allocate_outputs, batched_dense_bucketize_launches)
+
+# The backward operators' plans (kreg.ops.backward) register themselves here.
+import kreg.ops.backward  # noqa: E402, F401

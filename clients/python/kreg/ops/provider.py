@@ -193,8 +193,9 @@ class Provider:
         with self._lock:
             self._entries.clear()
 
-    def preload(self, operators: Sequence[OperatorSpec] | None = None) -> list[Decision]:
-        """Resolve `operators` (default: the model's profile, kreg.profiles) in one manifest
+    def preload(self, operators: Sequence[OperatorSpec] | None = None, *, training: bool = False) -> list[Decision]:
+        """Resolve `operators` (default: the model's profile, kreg.profiles, with the backward
+        operators when `training`) in one manifest
         request, fetch their blobs in parallel, and load each served artifact now, so that a
         serving host's first calls fetch, load and compile nothing. Returns each key's
         standing, in order; keys already loaded are kept unless the manifest now serves
@@ -204,7 +205,7 @@ class Provider:
         from kreg.ops.loaded import needed_blobs
         from kreg.profiles import profile
 
-        specs = tuple(operators) if operators is not None else profile(self.model)
+        specs = tuple(operators) if operators is not None else profile(self.model, training=training)
         keys = [self.key_for(spec) for spec in specs]
         answers = self._resolve_manifest(keys)
         # A key whose served artifact changed (retracted, replaced) since it was loaded is

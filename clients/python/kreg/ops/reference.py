@@ -121,10 +121,12 @@ def jagged_softmax(values: torch.Tensor, offsets: torch.Tensor, *, max_len: int)
     index = rows[:, None].expand(total, width)
     row_max = torch.full((num_rows, width), float("-inf"), dtype=acc, device=values.device)
     row_max.scatter_reduce_(0, index, x.masked_fill(~kept, float("-inf")), "amax", include_self=True)
-    # torch.where, not a product: rows with nothing kept have max -inf and exp(nan) there.
-    e = torch.where(kept, torch.exp(x - row_max[rows]), torch.zeros((), dtype=acc, device=values.device))
+    # The exponent is masked before the exp, not only the result: rows with nothing kept have
+    # max -inf, and exp(x - -inf) = inf there would make autograd's 0 * inf a NaN gradient.
+    zero = torch.zeros((), dtype=acc, device=values.device)
+    e = torch.where(kept, torch.exp(torch.where(kept, x - row_max[rows], zero)), zero)
     sums = torch.zeros(num_rows, width, dtype=acc, device=values.device).index_add_(0, rows, e)
-    out = torch.where(kept, e / sums[rows], torch.zeros((), dtype=acc, device=values.device))
+    out = torch.where(kept, e / sums[rows], zero)
     return out.to(values.dtype)
 
 
