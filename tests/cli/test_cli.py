@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from integration.factories import KEY, make_artifact
 from kreg.cli import main
 from kreg.client import Client
+from kreg.keys import OperatorSpec
 
 
 def kreg(server, capsys, *args: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
@@ -176,3 +177,23 @@ def test_warm_queues_what_a_model_lacks_and_manifest_defaults_to_the_profile(ser
     assert code == 0 and [r["key"] for r in json.loads(out)] == [f"nvidia/sm_90/dlrm-v2/{op}" for op in ops]
     code, _, err = kreg(server, capsys, "warm", "--model", "no-such-model", "--platform", "nvidia", "--arch", "sm_90")
     assert code == 2 and "no profile for model" in err
+
+
+def test_a_training_job_warms_and_pins_the_backward_kernels_too(server, capsys) -> None:  # type: ignore[no-untyped-def]
+    """--training adds, right after each differentiable operator of the profile, its backward
+    operator (same params, its own key), and the registry tunes it on the forward's shapes."""
+    from kreg.profiles import profile, tuning_shapes
+
+    forward, training = profile("hstu-ranker"), profile("hstu-ranker", training=True)
+    backward = [op for op in training if op not in forward]
+    assert [op.name for op in backward] == [f"{op.name}_backward" for op in forward if op.name != "jagged_truncate"]
+    for op in backward:
+        shapes = tuning_shapes("hstu-ranker", op)
+        assert shapes and shapes == tuning_shapes("hstu-ranker", OperatorSpec(op.name.removesuffix("_backward"), 1, op.params))
+    code, _, err = kreg(server, capsys, "warm", "--model", "hstu-ranker", "--platform", "nvidia", "--arch", "sm_90", "--training")
+    assert code == 0 and f"{len(training)} queued" in err
+    code, out, _ = kreg(server, capsys, "jobs", "--json")
+    jobs = {j["key"]: j for j in json.loads(out)}
+    assert sorted(jobs) == sorted(f"nvidia/sm_90/hstu-ranker/{op}" for op in training)
+    code, out, _ = kreg(server, capsys, "manifest", "--platform", "nvidia", "--arch", "sm_90", "--model", "hstu-ranker", "--training", "--no-queue", "--json")
+    assert code == 0 and [r["key"] for r in json.loads(out)] == [f"nvidia/sm_90/hstu-ranker/{op}" for op in training]
