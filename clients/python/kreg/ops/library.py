@@ -300,11 +300,15 @@ def _reference_backward(name: str) -> Callable[..., tuple[Tensor | None, ...]]:
     return backward
 
 
+# Per op with a backward kernel: the schema positions of the inputs it differentiates, in
+# WRT order (read once: the backward of every training step asks).
+_WRT_POSITIONS: dict[str, tuple[int, ...]] = {}
+
+
 def _differentiated(name: str, inputs: tuple[Any, ...]) -> list[int]:
     """Positions of the inputs that `name`'s backward kernel differentiates and the call has.
     (torch.library drops trailing arguments left at their defaults, so `inputs` may be short.)"""
-    names = [a.name for a in getattr(torch.ops.kreg, name).default._schema.arguments]
-    return [i for i in (names.index(n) for n in WRT[name].wrt) if i < len(inputs) and inputs[i] is not None]
+    return [i for i in _WRT_POSITIONS[name] if i < len(inputs) and inputs[i] is not None]
 
 
 def _backward_op(name: str) -> Any:
@@ -314,6 +318,8 @@ def _backward_op(name: str) -> Any:
     that a compiled training graph calls it as one opaque node, as it does the forward."""
     forward = getattr(torch.ops.kreg, name).default._schema
     arguments = str(forward).split("(", 1)[1].rsplit(") ->", 1)[0]
+    names = [a.name for a in forward.arguments]
+    _WRT_POSITIONS[name] = tuple(names.index(n) for n in WRT[name].wrt)
 
     def body(grad: Tensor, *inputs: Any) -> list[Tensor]:
         present = _differentiated(name, inputs)
