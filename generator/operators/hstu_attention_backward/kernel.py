@@ -26,6 +26,20 @@ import triton.language as tl
 
 
 @triton.jit
+def _row_bounds(offsets_ptr, num_targets_ptr, row, max_len):
+    """The row's item range [start, end) (int64), its kept length n = min(len, N) and the
+    position its targets start at, max_id = len - t, both int32 (positions stay int32,
+    addresses int64). max_id is clamped to [-1, N], which keeps the mask's order on
+    positions < n, so that the mask compares int32."""
+    start = tl.load(offsets_ptr + row).to(tl.int64)
+    end = tl.load(offsets_ptr + row + 1).to(tl.int64)
+    n = tl.minimum(end - start, max_len).to(tl.int32)
+    max_id = end - start - tl.load(num_targets_ptr + row).to(tl.int64)
+    max_id = tl.minimum(tl.maximum(max_id, -1), max_len).to(tl.int32)
+    return start, end, n, max_id
+
+
+@triton.jit
 def _dkdv_step(
     dk, dv, k, v, keys, k_clamped, q_ptr, grad_out_ptr, start, head, first, n, max_id, cols, col_ok,
     alpha, inv_n, ds_scale, stride_q_l, stride_q_h, stride_do_l, stride_do_h,
@@ -143,13 +157,7 @@ def hstu_attention_backward_dkdv_kernel(
     row = tl.program_id(0)
     head = tl.program_id(1).to(tl.int64)
     block = tl.program_id(2)
-    start = tl.load(offsets_ptr + row).to(tl.int64)
-    end = tl.load(offsets_ptr + row + 1).to(tl.int64)
-    n = tl.minimum(end - start, max_len).to(tl.int32)  # positions stay int32, addresses int64
-    # Positions clamp at len - t; clamped to [-1, N] (the same order on positions < n) so that
-    # the mask compares int32.
-    max_id = end - start - tl.load(num_targets_ptr + row).to(tl.int64)
-    max_id = tl.minimum(tl.maximum(max_id, -1), max_len).to(tl.int32)
+    start, end, n, max_id = _row_bounds(offsets_ptr, num_targets_ptr, row, max_len)
     tl.static_assert(BLOCK_INNER <= BLOCK_OUTER, "a held block spans whole steps")
     cols = tl.arange(0, BLOCK_D)
     col_ok = cols < D
@@ -245,13 +253,7 @@ def hstu_attention_backward_dq_kernel(
     row = tl.program_id(0)
     head = tl.program_id(1).to(tl.int64)
     block = tl.num_programs(2) - 1 - tl.program_id(2)
-    start = tl.load(offsets_ptr + row).to(tl.int64)
-    end = tl.load(offsets_ptr + row + 1).to(tl.int64)
-    n = tl.minimum(end - start, max_len).to(tl.int32)  # positions stay int32, addresses int64
-    # Positions clamp at len - t; clamped to [-1, N] (the same order on positions < n) so that
-    # the mask compares int32.
-    max_id = end - start - tl.load(num_targets_ptr + row).to(tl.int64)
-    max_id = tl.minimum(tl.maximum(max_id, -1), max_len).to(tl.int32)
+    start, end, n, max_id = _row_bounds(offsets_ptr, num_targets_ptr, row, max_len)
     tl.static_assert(BLOCK_INNER <= BLOCK_OUTER, "a held block spans whole steps")
     cols = tl.arange(0, BLOCK_D)
     col_ok = cols < D
