@@ -10,9 +10,14 @@ profile's shapes), so that every operator is measured over its whole row.
 
 Writes bench/results/kernels-<device>.json after every job (a run cut short keeps what it
 finished): one row per key and tuning shape, {op, key, shape, dtype, kernel_ms, eager_ms,
-compile_ms, speedup_eager, speedup_compile, bandwidth_frac, flops_frac, bound, verdict,
-candidates, kernel_sha256, device, torch, triton, date}. bandwidth_frac is minimum bytes moved / time / the
-copy bandwidth measured in the same run; flops_frac likewise against a bf16 matrix product.
+compile_ms, speedup_eager, speedup_compile, bytes, bandwidth_frac, copy_ms, copy_frac,
+flops_frac, bound, verdict, candidates, kernel_sha256, device, torch, triton, date}.
+bandwidth_frac is the minimum bytes moved / time / the copy bandwidth of a large copy measured
+in the same run; copy_ms times a device-to-device copy of those same bytes (half read, half
+written: the floor of launch latency and size that any kernel moving them pays), copy_frac =
+copy_ms / kernel_ms; flops_frac is counted operations / time / a bf16 matrix product's rate.
+Rows of keys this run does not generate are kept from the file, so a suite measured over
+several calls (`--ops`, one run per operator) accumulates in one file.
 With `--training` the profiles' backward operators are generated too (their peers: PyTorch's
 backward pass of the reference, eager and compiled). Then loads each served forward kernel the
 way a serving host does (kreg.ops, fresh node cache), checks it against the reference, and prints the table and the suite's summary against issue
@@ -108,10 +113,24 @@ def device_slug(name: str) -> str:
     return match.group(1) if match else re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def rows_for(artifact: Artifact, device: str, date: str) -> list[dict[str, object]]:
+def copy_ms(nbytes: int, cache: dict[int, float]) -> float:
+    """Median time of a device-to-device copy that reads and writes `nbytes` bytes in all."""
+    if nbytes not in cache:
+        import torch
+        from triton.testing import do_bench
+
+        src = torch.empty(max(nbytes // 2, 1), dtype=torch.uint8, device="cuda")
+        dst = torch.empty_like(src)
+        cache[nbytes] = float(do_bench(lambda: dst.copy_(src), warmup=25, rep=100, quantiles=[0.5])[0])
+        del src, dst
+    return cache[nbytes]
+
+
+def rows_for(artifact: Artifact, device: str, date: str, copies: dict[int, float]) -> list[dict[str, object]]:
     versions = {"torch": importlib.metadata.version("torch"), "triton": artifact.toolchain.triton_version}
     op = artifact.key.operator
     bound = "compute" if op.name in COMPUTE_BOUND else "memory"
+    moved = OPERATORS[op.name].bytes_moved
     return [
         {
             "op": op.name,
@@ -123,7 +142,10 @@ def rows_for(artifact: Artifact, device: str, date: str) -> list[dict[str, objec
             "compile_ms": m.compile_ms,
             "speedup_eager": m.eager_ms / m.median_ms,
             "speedup_compile": m.compile_ms / m.median_ms,
+            "bytes": nbytes,
             "bandwidth_frac": m.bandwidth_fraction,
+            "copy_ms": copy_ms(nbytes, copies),
+            "copy_frac": copy_ms(nbytes, copies) / m.median_ms,
             "flops_frac": m.flops_fraction or None,
             "bound": bound,
             "verdict": artifact.verdict.name,
@@ -135,6 +157,7 @@ def rows_for(artifact: Artifact, device: str, date: str) -> list[dict[str, objec
             "date": date,
         }
         for m in artifact.measurements.shapes
+        for nbytes in [moved(dict(op.params), m.shape.dims)]
     ]
 
 
@@ -200,12 +223,15 @@ def main() -> int:
             args.out.mkdir(parents=True, exist_ok=True)
             path = args.out / f"kernels-{device_slug(device.name)}.json"
             rows: list[dict[str, object]] = []
+            generated = {str(k) for k in keys}
+            kept = [r for r in json.loads(path.read_text()) if r["key"] not in generated] if path.exists() else []
+            copies: dict[int, float] = {}
 
             config = WorkerConfig(registry=registry.address, settings=settings)
             with Client(registry.address, timeout_s=60) as client:
 
                 def write_rows() -> None:
-                    rows[:] = [r for key in keys for a in client.describe_kernel(key) for r in rows_for(a, device.name, date)]
+                    rows[:] = kept + [r for key in keys for a in client.describe_kernel(key) for r in rows_for(a, device.name, date, copies)]
                     path.write_text(json.dumps(rows, indent=1) + "\n")
 
                 generate_all(client, keys, evaluators, config, began + args.deadline_s, write_rows, args.first_shape)
