@@ -52,17 +52,20 @@ def _checked(params: Params) -> Params:
 
 
 def config_space(params: Params) -> list[Config]:
-    """BLOCK_L ids x BLOCK_S buckets per one-hot tile (the scan steps over BLOCK_L*BLOCK_S
-    counts), 512-8192 tile elements, 4-64 per thread. 37 configs."""
+    """BLOCK_R rows x BLOCK_L ids x BLOCK_S buckets per one-hot tile (the scan steps over as
+    many counts), 1024-8192 tile elements, 8-64 per thread. Several rows per program only with
+    short tiles (BLOCK_L <= 32: rows of a few ids, as 26 features x 8192 samples have), one
+    row with long ones (BLOCK_L >= 32: rows of hundreds). 59 configs."""
     _checked(params)
 
     def keep(c: Mapping[str, int], warps: int, stages: int) -> bool:
-        tile = c["BLOCK_L"] * c["BLOCK_S"]
-        return 512 <= tile <= 8192 and 4 <= tile // (32 * warps) <= 64
+        tile = c["BLOCK_R"] * c["BLOCK_L"] * c["BLOCK_S"]
+        shape_ok = c["BLOCK_L"] >= 32 if c["BLOCK_R"] == 1 else c["BLOCK_L"] <= 32
+        return shape_ok and 1024 <= tile <= 8192 and 8 <= tile // (32 * warps) <= 64
 
     return config_grid(
-        {"BLOCK_L": (32, 64, 128, 256, 512), "BLOCK_S": (8, 16, 32)},
-        num_warps=(1, 2, 4, 8),
+        {"BLOCK_R": (1, 8, 32), "BLOCK_L": (8, 16, 32, 64, 128, 256), "BLOCK_S": (8, 16, 32)},
+        num_warps=(2, 4, 8),
         num_stages=(1,),
         keep=keep,
     )

@@ -604,7 +604,8 @@ def bucketize_sparse_features_allocate_outputs(params: Params, inputs: Mapping[s
 def bucketize_sparse_features_launches(
     params: Params, config: Config, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
 ) -> list[KernelLaunch]:
-    """count (grid R), scan (blocks, carry, add), scatter (grid R), in that order on one stream."""
+    """count (grid R / BLOCK_R), scan (blocks, carry, add), scatter (grid R / BLOCK_R), in that
+    order on one stream."""
     ids, offsets, buckets = inputs["ids"], inputs["offsets"], inputs["S"]
     blocked = params.get("block", "0") == "1"
     with_positions = params.get("positions", "0") == "1"
@@ -625,13 +626,15 @@ def bucketize_sparse_features_launches(
     new_lengths, new_offsets, new_ids = outputs["new_lengths"], outputs["new_offsets"], outputs["new_ids"]
     positions = outputs["positions"] if with_positions else new_ids  # unread without POSITIONS
     segments = buckets * rows
+    block_r, block_l, block_s = (config.constexprs[name] for name in ("BLOCK_R", "BLOCK_L", "BLOCK_S"))
+    row_blocks = -(-rows // block_r)
     # At least one block, which writes new_offsets[0] even when there are no segments.
-    scan_blocks = max(1, -(-segments // (config.constexprs["BLOCK_L"] * config.constexprs["BLOCK_S"])))
+    scan_blocks = max(1, -(-segments // (block_r * block_l * block_s)))
     return [
         KernelLaunch(
             entry_point="bucketize_count_kernel",
             args=(ids, offsets, block_sizes, new_lengths, rows, buckets, rows_per_feature),
-            grid=(rows,),
+            grid=(row_blocks,),
             constexprs={"BLOCKED": blocked},
         ),
         KernelLaunch(entry_point="bucketize_scan_blocks_kernel", args=(new_lengths, new_offsets, segments), grid=(scan_blocks,)),
@@ -640,7 +643,7 @@ def bucketize_sparse_features_launches(
         KernelLaunch(
             entry_point="bucketize_scatter_kernel",
             args=(ids, offsets, block_sizes, new_offsets, new_ids, positions, rows, buckets, rows_per_feature),
-            grid=(rows,),
+            grid=(row_blocks,),
             constexprs={"BLOCKED": blocked, "POSITIONS": with_positions},
         ),
     ]
