@@ -33,7 +33,14 @@ RANDOM_DIMS = {"B": 40, "F": 13, "n_min": 0, "n_max": 70}
 
 
 def check_cases() -> list[object]:
-    return config_cases(NAME, PARAMS)
+    """The spread of each param set's configs, which lands on binary search (PROBES 1), plus
+    the first and last 8-probe configs of each."""
+    cases = config_cases(NAME, PARAMS)
+    for params in PARAMS:
+        probing = [c for c in OPERATORS[NAME].config_space(params) if c.constexprs["PROBES"] > 1]
+        label = ",".join(f"{k}={v}" for k, v in params.items()) or "default"
+        cases += [pytest.param(params, fields(c), id=f"{label}-probes{i}") for i, c in enumerate((probing[0], probing[-1]))]
+    return cases
 
 
 @pytest.mark.parametrize("params, config", check_cases())
@@ -58,15 +65,18 @@ def interpreted_twice() -> bool:
 
 
 def interpreted_special_values() -> bool:
-    """NaN, ±inf, values on borders, and a feature without borders, in the interpreter."""
+    """NaN, ±inf, values on borders, and a feature without borders, in the interpreter, by
+    binary search and by 8-probe rounds."""
     template = OPERATORS[NAME]
     inputs = {
         "x": torch.tensor([[float("nan"), 1.0, 3.0], [float("inf"), -float("inf"), 2.0], [1.0, 2.5, -1.0]]),
         "border_values": torch.tensor([1.0, 2.0, 2.0, 3.0, 2.0, 2.5]),
         "border_offsets": torch.tensor([0, 4, 6, 6]),
     }
-    out, expected = interpreted_run(NAME, {}, fields(template.config_space({})[0]), inputs)
-    return torch.equal(out["out"], expected["out"])
+    configs = template.config_space({})
+    probing = next(c for c in configs if c.constexprs["PROBES"] > 1)
+    runs = [interpreted_run(NAME, {}, fields(c), inputs) for c in (configs[0], probing)]
+    return all(torch.equal(out["out"], expected["out"]) for out, expected in runs)
 
 
 def test_identical_across_runs_and_special_values(interpreter_pool: Pool) -> None:

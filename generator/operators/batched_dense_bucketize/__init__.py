@@ -47,16 +47,18 @@ def _checked(params: Params) -> Params:
 
 
 def config_space(params: Params) -> list[Config]:
-    """BLOCK_B rows x BLOCK_F features per program, 256-4096 elements, 2-32 per thread;
-    with F fixed by the key, feature blocks wider than F are dropped."""
+    """BLOCK_B rows x BLOCK_F features per program, 256-4096 elements, 2-32 per thread, and
+    PROBES borders gathered per search round (1: binary search; 8: up to 32 probed borders
+    per thread); with F fixed by the key, feature blocks wider than F are dropped."""
     widest = max(16, 1 << (int(params["F"]) - 1).bit_length()) if "F" in _checked(params) else 128
 
     def keep(c: Mapping[str, int], warps: int, stages: int) -> bool:
         tile = c["BLOCK_B"] * c["BLOCK_F"]
-        return c["BLOCK_F"] <= widest and 256 <= tile <= 4096 and 2 <= tile // (32 * warps) <= 32
+        per_thread = tile // (32 * warps)
+        return c["BLOCK_F"] <= widest and 256 <= tile <= 4096 and 2 <= per_thread <= 32 and per_thread * c["PROBES"] <= 32
 
     return config_grid(
-        {"BLOCK_B": (8, 16, 32, 64, 128, 256), "BLOCK_F": (16, 32, 64, 128)},
+        {"BLOCK_B": (8, 16, 32, 64, 128, 256), "BLOCK_F": (16, 32, 64, 128), "PROBES": (1, 8)},
         num_warps=(2, 4, 8),
         num_stages=(1,),
         keep=keep,
