@@ -11,7 +11,7 @@ profile's shapes), so that every operator is measured over its whole row.
 Writes bench/results/kernels-<device>.json after every job (a run cut short keeps what it
 finished): one row per key and tuning shape, {op, key, shape, dtype, kernel_ms, eager_ms,
 compile_ms, speedup_eager, speedup_compile, bytes, bandwidth_frac, copy_ms, copy_frac,
-flops_frac, bound, verdict, candidates, kernel_sha256, device, torch, triton, date}.
+flops_frac, bound, verdict, candidates, config (the winner's), kernel_sha256, device, torch, triton, date}.
 bandwidth_frac is the minimum bytes moved / time / the copy bandwidth of a large copy measured
 in the same run; copy_ms times a device-to-device copy of those same bytes (half read, half
 written: the floor of launch latency and size that any kernel moving them pays), copy_frac =
@@ -121,7 +121,7 @@ def copy_ms(nbytes: int, cache: dict[int, float]) -> float:
 
         src = torch.empty(max(nbytes // 2, 1), dtype=torch.uint8, device="cuda")
         dst = torch.empty_like(src)
-        cache[nbytes] = float(do_bench(lambda: dst.copy_(src), warmup=25, rep=100, quantiles=[0.5])[0])
+        cache[nbytes] = float(do_bench(lambda: dst.copy_(src), warmup=25, rep=100, return_mode="median"))
         del src, dst
     return cache[nbytes]
 
@@ -150,6 +150,7 @@ def rows_for(artifact: Artifact, device: str, date: str, copies: dict[int, float
             "bound": bound,
             "verdict": artifact.verdict.name,
             "candidates": artifact.provenance.candidates_tried,
+            "config": {**dict(artifact.kernels[0].abi.constexprs), "num_warps": artifact.kernels[0].abi.num_warps},
             # The kernel source measured: a row whose digest differs from kernel.py's is stale.
             "kernel_sha256": artifact.kernels[0].source.sha256,
             "device": device,

@@ -53,19 +53,22 @@ def _checked(params: Params) -> Params:
 
 def config_space(params: Params) -> list[Config]:
     """BLOCK_R rows x BLOCK_L ids x BLOCK_S buckets per one-hot tile (the scan steps over as
-    many counts), 1024-8192 tile elements, 8-64 per thread. Several rows per program only with
-    short tiles (BLOCK_L <= 32: rows of a few ids, as 26 features x 8192 samples have), one
-    row with long ones (BLOCK_L >= 32: rows of hundreds). 59 configs."""
+    many counts). One row per program: 512-8192 tile elements, 4-64 per thread, for rows of
+    tens to hundreds of ids. Several rows (8 or 32) with short tiles (BLOCK_L 8-16, 2048-8192
+    elements, 8-64 per thread, 4-8 warps), for rows of a few ids (26 features x 8192
+    samples of ~8). 59 configs."""
     _checked(params)
 
     def keep(c: Mapping[str, int], warps: int, stages: int) -> bool:
         tile = c["BLOCK_R"] * c["BLOCK_L"] * c["BLOCK_S"]
-        shape_ok = c["BLOCK_L"] >= 32 if c["BLOCK_R"] == 1 else c["BLOCK_L"] <= 32
-        return shape_ok and 1024 <= tile <= 8192 and 8 <= tile // (32 * warps) <= 64
+        per_thread = tile // (32 * warps)
+        if c["BLOCK_R"] == 1:
+            return c["BLOCK_L"] >= 32 and 512 <= tile <= 8192 and 4 <= per_thread <= 64
+        return c["BLOCK_L"] <= 16 and warps >= 4 and 2048 <= tile <= 8192 and 8 <= per_thread <= 64
 
     return config_grid(
-        {"BLOCK_R": (1, 8, 32), "BLOCK_L": (8, 16, 32, 64, 128, 256), "BLOCK_S": (8, 16, 32)},
-        num_warps=(2, 4, 8),
+        {"BLOCK_R": (1, 8, 32), "BLOCK_L": (8, 16, 32, 64, 128, 256, 512), "BLOCK_S": (8, 16, 32)},
+        num_warps=(1, 2, 4, 8),
         num_stages=(1,),
         keep=keep,
     )
