@@ -202,13 +202,17 @@ def generate(
         failures = sorted({r.status.name.lower() for r in reports.values()})
         return Generated(None, (), tuple(log), f"no candidate passed ({', '.join(failures) or 'none evaluated'}; {result.stop_reason}{asked})")
 
-    winner = result.best.config
-    best = reports[winner]
+    chosen = result.best
     peers: tuple[PeerTiming, ...] = ()
     if on_device:
         with metrics.PHASES["peers"].time():
             peers = evaluators.time_peers(PeerTask(module, params, shapes))
-    speedup = _weighted([p.eager_ms for p in peers], shapes) / result.best.outcome.score if peers and result.best.outcome.score else 0.0
+        chosen = _never_slower(result.trials, reports, peers) or chosen
+        if chosen is not result.best:
+            progress(f"{chosen.config} wins over {result.best.config}, which is slower than eager on a tuning shape")
+    winner = chosen.config
+    best = reports[winner]
+    speedup = _weighted([p.eager_ms for p in peers], shapes) / chosen.outcome.score if peers and chosen.outcome.score else 0.0
     if speedup > SUSPICIOUS_SPEEDUP:
         # DESIGN §6: a large win is more often a kernel that skips work than a great kernel.
         task = _task(module, params, winner, key.platform, key.arch, on_device, REVERIFY_SEEDS, shapes, sources)
@@ -270,6 +274,22 @@ def _profile(
             flops_fraction=flops / seconds / device.matmul_flops_per_s if flops and device.matmul_flops_per_s else 0.0,
         ))
     return tuple(rows)
+
+
+def _never_slower(
+    trials: tuple[Trial[Candidate], ...], reports: dict[Candidate, CandidateReport], peers: tuple[PeerTiming, ...]
+) -> Trial[Candidate] | None:
+    """The fastest timed trial (weighted over the shapes) that is not slower than eager on any
+    tuning shape, or None. The search ranks by weighted time alone, so without this a kernel
+    that wins on two shapes could be served on a third where it loses to the reference; a
+    served key is one binary for all its shapes (KernelEvolve's rule, per shape)."""
+    fine = [
+        t for t in trials
+        if t.outcome.score is not None
+        and len(reports[t.config].timings) == len(peers)
+        and all(timing.median_ms <= peer.eager_ms for timing, peer in zip(reports[t.config].timings, peers))
+    ]
+    return min(fine, key=lambda t: t.outcome.score or 0.0, default=None)
 
 
 def _config_text(config: Config) -> str:

@@ -100,3 +100,26 @@ def test_an_ordinary_speedup_is_not_reverified() -> None:
     generated = _generate(evaluators)
     assert generated.artifact is not None and generated.artifact.tier is EvidenceTier.TUNED
     assert all(getattr(t, "seeds", None) != REVERIFY_SEEDS for t in evaluators.tasks)
+
+
+class ShapeDependentEvaluators(FakeEvaluators):
+    """BLOCK_L 16 is the fastest over both shapes but slower than eager (0.1 ms) on the second;
+    every other config is a little slower overall and faster than eager on both."""
+
+    def evaluate(self, task, timeout_s):  # type: ignore[no-untyped-def]
+        self.tasks.append(task)
+        times = (0.01, 0.12) if task.config.constexprs["BLOCK_L"] == 16 else (0.08, 0.08)
+        return CandidateReport(CandidateStatus.PASSED, "", 1e-6, (), tuple(ShapeTiming(dict(s.dims), t, 0, 0) for s, t in zip(task.time_shapes, times)))
+
+
+def test_the_fastest_candidate_not_slower_than_eager_on_any_shape_wins() -> None:
+    evaluators = ShapeDependentEvaluators(kernel_ms=0.0, reverify_passes=True)
+    job = Job("j1", KEY, JobState.LEASED, tuning_shapes=SHAPES)
+    settings = GenerationSettings(tuned_budget=SearchBudget(max_candidates=12, draft=12))
+    generated = generate(job, evaluators, settings, worker_id="w")  # type: ignore[arg-type]
+    tried = {t.config.constexprs["BLOCK_L"] for t in evaluators.tasks}
+    assert 16 in tried and len(tried) > 1  # the draft timed the fast-but-losing config and others
+    artifact = generated.artifact
+    assert artifact is not None  # the measurements are the winner's: (0.08, 0.08), not (0.01, 0.12)
+    assert [s.median_ms for s in artifact.measurements.shapes] == [0.08, 0.08]
+    assert artifact.verdict is Verdict.USE_KERNEL
