@@ -16,8 +16,9 @@ bandwidth_frac is the minimum bytes moved / time / the copy bandwidth of a large
 in the same run; copy_ms times a device-to-device copy of those same bytes (half read, half
 written: the floor of launch latency and size that any kernel moving them pays), copy_frac =
 copy_ms / kernel_ms; flops_frac is counted operations / time / a bf16 matrix product's rate.
-Rows of keys this run does not generate are kept from the file, so a suite measured over
-several calls (`--ops`, one run per operator) accumulates in one file.
+Rows of keys this run does not generate are kept from the file (rows of an older format are
+dropped), so a suite measured over several calls (`--ops`, one run per operator) accumulates
+in one file.
 With `--training` the profiles' backward operators are generated too (their peers: PyTorch's
 backward pass of the reference, eager and compiled). Then loads each served forward kernel the
 way a serving host does (kreg.ops, fresh node cache), checks it against the reference, and prints the table and the suite's summary against issue
@@ -225,7 +226,8 @@ def main() -> int:
             path = args.out / f"kernels-{device_slug(device.name)}.json"
             rows: list[dict[str, object]] = []
             generated = {str(k) for k in keys}
-            kept = [r for r in json.loads(path.read_text()) if r["key"] not in generated] if path.exists() else []
+            # Rows of an older format (without `bound`, `copy_frac`) cannot be rendered beside these.
+            kept = [r for r in json.loads(path.read_text()) if r["key"] not in generated and "copy_frac" in r] if path.exists() else []
             copies: dict[int, float] = {}
 
             config = WorkerConfig(registry=registry.address, settings=settings)
