@@ -145,8 +145,8 @@ def rows_for(artifact: Artifact, device: str, date: str, copies: dict[int, float
             "speedup_compile": m.compile_ms / m.median_ms,
             "bytes": nbytes,
             "bandwidth_frac": m.bandwidth_fraction,
-            "copy_ms": copy_ms(nbytes, copies),
-            "copy_frac": copy_ms(nbytes, copies) / m.median_ms,
+            "copy_ms": copy,
+            "copy_frac": copy / m.median_ms,
             "flops_frac": m.flops_fraction or None,
             "bound": bound,
             "verdict": artifact.verdict.name,
@@ -160,6 +160,7 @@ def rows_for(artifact: Artifact, device: str, date: str, copies: dict[int, float
         }
         for m in artifact.measurements.shapes
         for nbytes in [moved(dict(op.params), m.shape.dims)]
+        for copy in [copy_ms(nbytes, copies)]
     ]
 
 
